@@ -1,0 +1,23 @@
+"""Shared pytest setup: tests are marked by the folder they live in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+FOLDER_MARKS = {
+    TESTS_DIR / "unit": pytest.mark.unit,
+    TESTS_DIR / "integration": pytest.mark.integration,
+}
+
+
+# tryfirst: the marks must be on before `-m unit` / `-m integration` deselects anything.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = item.path.resolve()
+        for folder, mark in FOLDER_MARKS.items():
+            if path.is_relative_to(folder):
+                item.add_marker(mark)

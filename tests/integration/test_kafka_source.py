@@ -1,0 +1,239 @@
+"""KafkaFrameSource and KafkaDeadLetterSink against a real Kafka (KRaft)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from stack_endpoints import StackEndpoints
+
+from worker.frames import Rejection, SourceRecord, TopicPartition
+from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
+from worker.sources.kafka import KafkaFrameSource
+
+pytestmark = pytest.mark.integration
+
+RECORDS = 12
+
+
+class Rebalances:
+    def __init__(self) -> None:
+        self.assigned: set[TopicPartition] = set()
+        self.revoked: list[set[TopicPartition]] = []
+
+    def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.assigned = set(partitions)
+
+    def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self.revoked.append(set(partitions))
+
+
+def produce(bootstrap: str, topic: str, count: int, start: int = 0) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for index in range(start, start + count):
+        producer.send(
+            topic,
+            key=f"cam-{index % 3}".encode(),
+            value=f"frame-{index}".encode(),
+            headers=[("product_line", b"p1"), ("frame_id", f"f-{index}".encode())],
+        )
+    producer.flush()
+    producer.close()
+
+
+def source_for(bootstrap: str, topic: str, group: str) -> KafkaFrameSource:
+    return KafkaFrameSource(
+        bootstrap,
+        topic,
+        group_id=group,
+        client_id=f"test-{uuid.uuid4().hex[:6]}",
+        session_timeout_ms=10_000,
+        max_poll_interval_ms=30_000,
+        lag_cache_s=0,
+    )
+
+
+def poll_until(source: KafkaFrameSource, count: int, timeout_s: float = 30.0) -> list[SourceRecord]:
+    records: list[SourceRecord] = []
+    deadline = time.monotonic() + timeout_s
+    while len(records) < count and time.monotonic() < deadline:
+        records += source.poll(timeout_s=0.5, max_records=count - len(records))
+    return records
+
+
+def next_offsets(records: list[SourceRecord]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        offsets[record.tp] = max(offsets.get(record.tp, 0), record.offset + 1)
+    return offsets
+
+
+@pytest.fixture
+def group() -> str:
+    return f"test-group-{uuid.uuid4().hex[:12]}"
+
+
+def test_polls_records_and_a_new_consumer_resumes_after_the_commit(
+    stack: StackEndpoints, kafka_topic: str, group: str
+) -> None:
+    produce(stack.kafka_bootstrap, kafka_topic, RECORDS)
+    source = source_for(stack.kafka_bootstrap, kafka_topic, group)
+    rebalances = Rebalances()
+    source.setup(rebalances.on_assigned, rebalances.on_revoked)
+
+    records = poll_until(source, RECORDS)
+
+    assert len(records) == RECORDS
+    assert rebalances.assigned == {TopicPartition(kafka_topic, p) for p in range(4)}
+    assert source.assignment() == rebalances.assigned
+    by_frame = {record.header("frame_id"): record for record in records}
+    first = by_frame["f-0"]
+    assert first.topic == kafka_topic
+    assert first.key == b"cam-0"
+    assert first.value == b"frame-0"
+    assert first.headers == (("product_line", b"p1"), ("frame_id", b"f-0"))
+    assert first.timestamp_ms is not None and first.timestamp_ms > 0
+    assert sum(source.lag().values()) == 0
+
+    # Commit the first two records of each partition; close must commit nothing more.
+    committed_part = [r for r in records if r.offset < 2]
+    source.commit(next_offsets(committed_part))
+    source.close()
+
+    resumed = source_for(stack.kafka_bootstrap, kafka_topic, group)
+    resumed.setup(lambda _: None, lambda _: None)
+    again = poll_until(resumed, RECORDS - len(committed_part))
+    assert resumed.poll(timeout_s=1.0, max_records=RECORDS) == []
+    resumed.close()
+
+    expected = {(r.partition, r.offset) for r in records} - {
+        (r.partition, r.offset) for r in committed_part
+    }
+    assert {(r.partition, r.offset) for r in again} == expected
+
+
+def test_pause_holds_records_back_and_lag_counts_them(
+    stack: StackEndpoints, kafka_topic: str, group: str
+) -> None:
+    source = source_for(stack.kafka_bootstrap, kafka_topic, group)
+    source.setup(lambda _: None, lambda _: None)
+    deadline = time.monotonic() + 20.0
+    while not source.assignment() and time.monotonic() < deadline:
+        assert source.poll(timeout_s=0.2, max_records=1) == []  # joining, nothing to read yet
+    source.pause()
+    produce(stack.kafka_bootstrap, kafka_topic, RECORDS)
+
+    assert poll_until(source, 1, timeout_s=1.0) == []
+    assert sum(source.lag().values()) == RECORDS
+
+    source.resume()
+    assert len(poll_until(source, RECORDS)) == RECORDS
+    source.close()
+
+
+def test_a_rebalance_commits_what_the_revoke_callback_commits(
+    stack: StackEndpoints, kafka_topic: str, group: str, kafka_admin: KafkaAdminClient
+) -> None:
+    """The pipeline commits from on_revoked, which kafka-python 3 runs on its IO thread."""
+    produce(stack.kafka_bootstrap, kafka_topic, RECORDS)
+    first = source_for(stack.kafka_bootstrap, kafka_topic, group)
+    processed: list[SourceRecord] = []
+
+    def commit_processed(revoked: set[TopicPartition]) -> None:
+        first.commit({tp: n for tp, n in next_offsets(processed).items() if tp in revoked})
+
+    first.setup(lambda _: None, commit_processed)
+    processed += poll_until(first, RECORDS)
+    assert len(processed) == RECORDS
+
+    # The first consumer keeps polling in the background so it takes part in the rebalance.
+    stop = threading.Event()
+
+    def keep_polling() -> None:
+        while not stop.is_set():
+            first.poll(timeout_s=0.2, max_records=10)
+
+    poller = threading.Thread(target=keep_polling)
+    poller.start()
+    try:
+        second = source_for(stack.kafka_bootstrap, kafka_topic, group)
+        second.setup(lambda _: None, lambda _: None)
+        stolen: list[SourceRecord] = []
+        deadline = time.monotonic() + 20.0
+        while not second.assignment() and time.monotonic() < deadline:
+            stolen += second.poll(timeout_s=0.5, max_records=RECORDS)
+        assert second.assignment(), "the second consumer never got partitions"
+        stolen += second.poll(timeout_s=1.0, max_records=RECORDS)
+    finally:
+        stop.set()
+        poller.join()
+
+    assert stolen == []  # everything the first one processed was committed on revoke
+    committed = kafka_admin.list_group_offsets({group: None})[group]
+    assert {tp.partition: meta.offset for tp, meta in committed.items()} == {
+        tp.partition: offset for tp, offset in next_offsets(processed).items()
+    }
+    second.close()
+    first.close()
+
+
+def test_unreachable_brokers_fail_setup_early() -> None:
+    source = KafkaFrameSource("127.0.0.1:1", "frames.inbound", "g", "c", bootstrap_timeout_s=1.0)
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:1 unreachable"):
+        source.setup(lambda _: None, lambda _: None)
+
+
+@pytest.fixture
+def dlq_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
+    name = f"rdqc-test-dlq-{uuid.uuid4().hex}"
+    kafka_admin.create_topics(
+        {name: {"num_partitions": 1, "replication_factor": 1}},
+        timeout_ms=30_000,
+        wait_for_metadata=True,
+    )
+    yield name
+    kafka_admin.delete_topics([name], timeout_ms=30_000)
+
+
+def test_dead_letters_keep_the_original_record_and_add_error_headers(
+    stack: StackEndpoints, dlq_topic: str
+) -> None:
+    original = SourceRecord(
+        "frames.inbound",
+        3,
+        1234,
+        b"cam-07",
+        b"\xff\xd8 broken jpeg",
+        (("product_line", b"p1"), ("frame_id", b"cam-07-000123")),
+    )
+    sink = KafkaDeadLetterSink(stack.kafka_bootstrap, dlq_topic, worker_id="rdqc-0-1")
+    sink.setup()
+    sink.add(Rejection(original, "undecodable", "ImageReadError", "not a decodable image"))
+    sink.flush()
+    sink.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    partition = KafkaTopicPartition(dlq_topic, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    batches = consumer.poll(timeout_ms=10_000)
+    consumer.close()
+    [record] = [record for records in batches.values() for record in records]
+    assert record.key == b"cam-07"
+    assert record.value == b"\xff\xd8 broken jpeg"
+    assert record.headers == [
+        ("product_line", b"p1"),
+        ("frame_id", b"cam-07-000123"),
+        ("rdqc.error.class", b"ImageReadError"),
+        ("rdqc.error.reason", b"undecodable"),
+        ("rdqc.error.message", b"not a decodable image"),
+        ("rdqc.source.topic", b"frames.inbound"),
+        ("rdqc.source.partition", b"3"),
+        ("rdqc.source.offset", b"1234"),
+        ("rdqc.worker_id", b"rdqc-0-1"),
+    ]

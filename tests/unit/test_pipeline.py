@@ -1,0 +1,342 @@
+"""The whole loop with in-memory backends and a real tiny model.
+
+What must hold whatever happens: every good frame is scored exactly once, bad frames reach the
+dead letters with their reason, and a commit never passes a frame that is not durable yet
+(``AuditedSource`` checks the sinks at every commit).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
+from rdcore.artifact import FORMAT_VERSION, LoadedModel, Manifest
+from rdcore.calibrate import calibrate
+from rdcore.images import decode_image
+from worker.decode import FrameDecoder
+from worker.frames import SourceRecord, TopicPartition
+from worker.health import Health
+from worker.inference import BatchScorer
+from worker.metrics import Metrics
+from worker.models.memory import MemoryModelStore
+from worker.pipeline import Pipeline, PipelineConfig
+from worker.sinks.memory import MemoryDeadLetterSink, MemoryHeatmapSink, MemoryScoreSink
+from worker.sources.memory import MemorySource
+
+pytestmark = pytest.mark.unit
+
+CONFIG = ModelConfig(backbone="resnet18", image_size=64)
+FAST = PipelineConfig(
+    max_batch_size=4,
+    max_wait_s=0.01,
+    max_queue=8,
+    decode_threads=2,
+    model_poll_s=0.05,
+    shutdown_grace_s=10.0,
+    sink_retry_s=0.02,
+)
+
+
+def noise_png(seed: int, size: tuple[int, int] = (64, 64)) -> bytes:
+    image = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    return bytes(cv2.imencode(".png", image)[1].tobytes())
+
+
+def loaded_model(
+    module: ReverseDistillation, product_line: str, version: str, threshold: float
+) -> LoadedModel:
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        product_line=product_line,
+        model_version=version,
+        created_at="2026-01-01T00:00:00+00:00",
+        package_version="0.1.0",
+        model=CONFIG,
+        calibration=calibrate([threshold - 0.01, threshold, threshold + 0.01], quantile=0.5),
+        training={},
+        metrics=None,
+        weights_sha256="0" * 64,
+    )
+    return LoadedModel(module, manifest, Preprocess.from_config(CONFIG), Path("unused"))
+
+
+@pytest.fixture(scope="module")
+def module() -> ReverseDistillation:
+    torch.manual_seed(0)
+    return reverse_distillation(CONFIG, "random").eval()
+
+
+@pytest.fixture(scope="module")
+def threshold(module: ReverseDistillation) -> float:
+    """The median raw score of the test images, so about half of them are flagged."""
+    images = [decode_image(noise_png(seed), "test") for seed in range(8)]
+    with torch.inference_mode():
+        scores = module(Preprocess.from_config(CONFIG).batch(images)).score
+    return float(scores.median())
+
+
+def frame_id(record: SourceRecord) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
+class AuditedSource(MemorySource):
+    """Fails the run if a commit covers a record whose result or dead letter is not durable."""
+
+    def __init__(self, durable: Callable[[], set[str]], partitions: int) -> None:
+        super().__init__(partitions=partitions)
+        self._durable = durable
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        durable = self._durable()
+        for tp, offset in offsets.items():
+            missing = [o for o in range(offset) if f"{tp.topic}:{tp.partition}:{o}" not in durable]
+            assert not missing, f"commit {tp}@{offset} passes unfinished offsets {missing}"
+        super().commit(offsets)
+
+
+@dataclass
+class Harness:
+    store: MemoryModelStore
+    config: PipelineConfig = FAST
+    partitions: int = 2
+    heatmaps_for: str = "flagged"
+    scores: MemoryScoreSink = field(default_factory=MemoryScoreSink)
+    heatmaps: MemoryHeatmapSink = field(default_factory=MemoryHeatmapSink)
+    dead_letters: MemoryDeadLetterSink = field(default_factory=MemoryDeadLetterSink)
+    health: Health = field(default_factory=Health)
+
+    def __post_init__(self) -> None:
+        self.source = AuditedSource(self.durable, self.partitions)
+        self.pipeline = Pipeline(
+            source=self.source,
+            dead_letters=self.dead_letters,
+            scores=self.scores,
+            heatmaps=self.heatmaps,
+            models=self.store,
+            decoder=FrameDecoder(1 << 20, 16, 4096),
+            scorer=BatchScorer("cpu", heatmaps_for=self.heatmaps_for),  # type: ignore[arg-type]
+            config=self.config,
+            worker_id="test-worker",
+            metrics=Metrics(),
+            health=self.health,
+        )
+
+    def durable(self) -> set[str]:
+        return {r.meta.frame_id for r in self.scores.results} | {
+            frame_id(r.record) for r in self.dead_letters.rejections
+        }
+
+    def add(self, partition: int, product_line: str | None, payload: bytes) -> SourceRecord:
+        headers = [] if product_line is None else [("product_line", product_line.encode())]
+        return self.source.append(partition, payload, headers, key=b"cam-1")
+
+    def all_committed(self) -> bool:
+        ends = self.source.end_offsets()
+        return self.source.committed() == {tp: end for tp, end in ends.items() if end}
+
+    @contextmanager
+    def running(self, timeout_s: float = 20.0) -> Iterator[threading.Event]:
+        stop, errors = threading.Event(), []
+
+        def run() -> None:
+            try:
+                self.pipeline.run(stop)
+            except BaseException as exc:  # handed to the test thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield stop
+        finally:
+            stop.set()
+            thread.join(timeout_s)
+        assert not thread.is_alive(), "the pipeline did not stop"
+        if errors:
+            raise errors[0]
+
+    def wait_for(self, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+
+
+def scored_ids(harness: Harness) -> list[str]:
+    return sorted(r.meta.frame_id for r in harness.scores.results)
+
+
+def commits_per_partition(source: MemorySource) -> dict[TopicPartition, list[int]]:
+    sequence: dict[TopicPartition, list[int]] = {}
+    for commit in source.commits:
+        for tp, offset in commit.items():
+            sequence.setdefault(tp, []).append(offset)
+    return sequence
+
+
+def test_good_frames_scored_once_bad_ones_dead_lettered_commits_reach_the_end(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore(
+        {
+            "caps": loaded_model(module, "caps", "c1", threshold),
+            "bolts": loaded_model(module, "bolts", "b1", threshold),
+        }
+    )
+    store.break_line("broken")
+    harness = Harness(store)
+    good, bad = [], {}
+    for i in range(12):
+        good.append(harness.add(i % 2, "caps" if i % 3 else "bolts", noise_png(i % 8)))
+        if i % 4 == 0:  # interleave bad frames with good ones
+            kind = i // 4
+            cases = [
+                (None, noise_png(1), "missing_product_line"),
+                ("caps", b"\x89PNG garbage", "undecodable"),
+                ("nope", noise_png(2), "unknown_product_line"),
+            ]
+            line, payload, reason = cases[kind]
+            bad[frame_id(harness.add(kind % 2, line, payload))] = reason
+    for line, payload, reason in [
+        ("broken", noise_png(3), "model_unavailable"),
+        ("caps", b"", "empty_payload"),
+        ("caps", noise_png(4, (8, 8)), "bad_dimensions"),
+    ]:
+        bad[frame_id(harness.add(1, line, payload))] = reason
+
+    with harness.running():
+        harness.wait_for(harness.all_committed)
+
+    assert scored_ids(harness) == sorted(frame_id(r) for r in good)  # each exactly once
+    assert {frame_id(r.record): r.reason for r in harness.dead_letters.rejections} == bad
+    results = harness.scores.results
+    assert {r.model_version for r in results} == {"c1", "b1"}
+    assert all(r.worker_id == "test-worker" and r.threshold == threshold for r in results)
+    assert any(r.is_anomaly for r in results) and not all(r.is_anomaly for r in results)
+    for result in results:
+        assert result.is_anomaly == (result.raw_score >= result.threshold)
+        if result.is_anomaly:  # heatmaps_for=flagged; the URI names a stored object
+            assert result.heatmap_uri in harness.heatmaps.objects
+        else:
+            assert result.heatmap_uri == ""
+    for sequence in commits_per_partition(harness.source).values():
+        assert sequence == sorted(set(sequence))  # only forward
+    assert harness.source.pause_count >= 1  # max_queue 8 < 26 frames: intake paused
+    assert harness.source.closed and harness.scores.closed and harness.scores.is_set_up
+
+
+def test_a_failing_flush_loses_nothing_and_commits_nothing_until_it_succeeds(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    harness = Harness(MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)}))
+    harness.scores.fail_flushes(3)
+    harness.dead_letters.fail_flushes(1)
+    records = [harness.add(i % 2, "caps", noise_png(i)) for i in range(6)]
+    rejected = harness.add(0, None, noise_png(0))
+
+    with harness.running():
+        harness.wait_for(harness.all_committed)
+
+    assert harness.scores.failed_flushes == 3
+    assert scored_ids(harness) == sorted(frame_id(r) for r in records)
+    assert [r.record for r in harness.dead_letters.rejections] == [rejected]
+    # AuditedSource checked every commit against what the sinks had made durable.
+    assert harness.source.commits
+
+
+def test_backpressure_pauses_intake_then_retries(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    harness = Harness(store, config=replace(FAST, max_queue=64), heatmaps_for="all")
+    harness.heatmaps.backpressure_once(retry_after_s=0.05)
+    records = [harness.add(0, "caps", noise_png(i)) for i in range(5)]
+
+    with harness.running():
+        harness.wait_for(harness.all_committed)
+
+    assert harness.source.pause_count == 1
+    assert scored_ids(harness) == sorted(frame_id(r) for r in records)
+    assert all(r.heatmap_uri in harness.heatmaps.objects for r in harness.scores.results)
+
+
+def test_a_model_hot_swap_is_picked_up(module: ReverseDistillation, threshold: float) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    harness = Harness(store)
+    before = [harness.add(0, "caps", noise_png(i)) for i in range(4)]
+    with harness.running():
+        harness.wait_for(lambda: len(harness.scores.results) == 4)
+        store.publish("caps", loaded_model(module, "caps", "v2", threshold * 2))
+        harness.wait_for(lambda: store.versions() == {"caps": "v2"})  # the pipeline refreshed
+        after = [harness.add(1, "caps", noise_png(i)) for i in range(4)]
+        harness.wait_for(harness.all_committed)
+
+    by_id = {r.meta.frame_id: r for r in harness.scores.results}
+    assert {by_id[frame_id(r)].model_version for r in before} == {"v1"}
+    assert {by_id[frame_id(r)].model_version for r in after} == {"v2"}
+    assert {by_id[frame_id(r)].threshold for r in after} == {threshold * 2}
+
+
+def test_stop_drains_in_flight_frames_and_commits_them(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    # Batches would wait 60 s to fill: only the shutdown drain can send these frames to the model.
+    harness = Harness(store, config=replace(FAST, max_batch_size=32, max_wait_s=60, max_queue=64))
+    records = [harness.add(i % 2, "caps", noise_png(i)) for i in range(5)]
+    with harness.running():
+        harness.wait_for(lambda: sum(harness.source.lag().values()) == 0)
+        assert harness.scores.results == []
+    assert scored_ids(harness) == sorted(frame_id(r) for r in records)
+    assert harness.all_committed()
+
+
+def test_past_the_grace_period_unfinished_work_stays_uncommitted(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    harness = Harness(store, config=replace(FAST, shutdown_grace_s=0.3))
+    harness.scores.fail_flushes(1_000_000)
+    harness.add(0, "caps", noise_png(0))
+    started = time.monotonic()
+    with harness.running() as stop:
+        harness.wait_for(lambda: harness.scores.failed_flushes > 0)
+        stop.set()
+    assert time.monotonic() - started < 5
+    assert harness.source.commits == []
+    assert harness.source.closed
+
+
+def test_revoked_partitions_are_flushed_committed_and_forgotten(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    harness = Harness(store)
+    first = [harness.add(i % 2, "caps", noise_png(i)) for i in range(8)]
+    with harness.running():
+        harness.wait_for(lambda: len(harness.scores.results) >= 2)
+        # Partition 1 goes away and comes back: the new owner resumes from its commit.
+        harness.source.revoke([1], reassign=True)
+        second = [harness.add(i % 2, "caps", noise_png(i)) for i in range(4)]
+        harness.wait_for(harness.all_committed)
+        commits = len(harness.source.commits)
+        harness.source.revoke([0])  # and partition 0 goes away for good
+        gone = harness.add(0, "caps", noise_png(9))
+        harness.wait_for(lambda: len(harness.source.assignment()) == 1)
+        time.sleep(0.2)
+
+    # Redelivery may score a frame twice, but never loses one (contract: at least once).
+    assert set(scored_ids(harness)) >= {frame_id(r) for r in first + second}
+    assert frame_id(gone) not in scored_ids(harness)
+    p0 = TopicPartition("frames.inbound", 0)
+    assert all(p0 not in commit for commit in harness.source.commits[commits:])

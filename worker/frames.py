@@ -1,0 +1,112 @@
+"""The records that flow through the worker: polled records, frame metadata, results, rejections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from rdcore.images import RGBImage
+
+
+@dataclass(frozen=True, order=True)
+class TopicPartition:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One record as polled, untouched: what goes to the dead-letter topic if it is rejected."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> str | None:
+        """The UTF-8 value of the last header called ``name``; None when absent."""
+        for key, value in reversed(self.headers):
+            if key == name:
+                return value.decode("utf-8")
+        return None
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What the header contract says about a frame (docs/contracts.md)."""
+
+    frame_id: str
+    product_line: str
+    camera_id: str
+    captured_at_ms: int
+    content_type: str | None = None
+
+
+RejectReason = Literal[
+    "missing_product_line",
+    "bad_header",
+    "empty_payload",
+    "payload_too_large",
+    "undecodable",
+    "bad_dimensions",
+    "unknown_product_line",
+    "model_unavailable",
+]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record that cannot be scored, with why; it goes to the dead-letter sink."""
+
+    record: SourceRecord
+    reason: RejectReason
+    error_class: str
+    message: str
+
+
+@dataclass
+class DecodedFrame:
+    """A frame that passed validation: its record, metadata and RGB pixels."""
+
+    record: SourceRecord
+    meta: FrameMeta
+    image: RGBImage
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The score of one frame, as written to every score sink (docs/contracts.md)."""
+
+    meta: FrameMeta
+    score: float
+    raw_score: float
+    threshold: float
+    is_anomaly: bool
+    model_version: str
+    scored_at_ms: int
+    heatmap_uri: str
+    worker_id: str
+
+    def fields(self) -> dict[str, str]:
+        """The flat string fields of the Redis hash and stream entry, in contract order."""
+        return {
+            "frame_id": self.meta.frame_id,
+            "product_line": self.meta.product_line,
+            "camera_id": self.meta.camera_id,
+            "score": f"{self.score:.6f}",
+            "raw_score": f"{self.raw_score:.6f}",
+            "threshold": f"{self.threshold:.6f}",
+            "is_anomaly": "1" if self.is_anomaly else "0",
+            "model_version": self.model_version,
+            "captured_at": str(self.meta.captured_at_ms),
+            "scored_at": str(self.scored_at_ms),
+            "heatmap_uri": self.heatmap_uri,
+            "worker_id": self.worker_id,
+        }

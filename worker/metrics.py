@@ -1,0 +1,100 @@
+"""Prometheus metrics of one worker, on a private registry so tests can create many.
+
+All names start with ``rdqc_``; the dead-letter counter is part of the contract
+(docs/contracts.md §1). prometheus-client metrics are thread-safe, so the loop and the
+inference thread both update them.
+"""
+
+from __future__ import annotations
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_FAST_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_LATENCY_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.frames_received = Counter("rdqc_frames_received", "Records polled", registry=r)
+        self.frames_scored = Counter(
+            "rdqc_frames_scored", "Frames scored and written", ["product_line"], registry=r
+        )
+        self.frames_flagged = Counter(
+            "rdqc_frames_flagged", "Frames scored as anomalous", ["product_line"], registry=r
+        )
+        self.frames_dead_lettered = Counter(
+            "rdqc_frames_dead_lettered",
+            "Records sent to the dead-letter sink",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "rdqc_batch_size", "Frames per inference batch", buckets=_BATCH_SIZES, registry=r
+        )
+        self.queue_wait = Histogram(
+            "rdqc_queue_wait_seconds",
+            "From poll to the start of the frame's inference batch",
+            buckets=_FAST_SECONDS,
+            registry=r,
+        )
+        self.inference_seconds = Histogram(
+            "rdqc_inference_seconds",
+            "Preprocess, forward pass and copy back of one batch",
+            ["product_line"],
+            buckets=_FAST_SECONDS,
+            registry=r,
+        )
+        self.end_to_end_latency = Histogram(
+            "rdqc_end_to_end_latency_seconds",
+            "From the frame's captured_at to its score (includes camera clock skew)",
+            buckets=_LATENCY_SECONDS,
+            registry=r,
+        )
+        # Counted by the model store's load hook (outcome ok|failed), where loads happen.
+        self.model_loads = Counter(
+            "rdqc_model_loads",
+            "Attempts to load a model version",
+            ["product_line", "outcome"],
+            registry=r,
+        )
+        self.model_version_info = Gauge(
+            "rdqc_model_version_info",
+            "1 for the live model version of each product line",
+            ["product_line", "version"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "rdqc_consumer_lag",
+            "Records behind the partition end",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.frames_in_flight = Gauge(
+            "rdqc_frames_in_flight", "Frames polled and not yet committable", registry=r
+        )
+        self.commits = Counter("rdqc_commits", "Offset commits", registry=r)
+        self._server: WSGIServer | None = None
+
+    def model_load(self, product_line: str, ok: bool) -> None:
+        self.model_loads.labels(product_line, "ok" if ok else "failed").inc()
+
+    def set_model_version(self, product_line: str, old: str | None, new: str) -> None:
+        if old is not None and old != new:
+            self.model_version_info.remove(product_line, old)
+        self.model_version_info.labels(product_line, new).set(1)
+
+    def serve(self, port: int) -> int:
+        """Start the HTTP exporter on a daemon thread; returns the bound port (0 picks one)."""
+        self._server, _ = start_http_server(port, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,136 @@
+"""The narrow interfaces the pipeline knows. Backends live in sources/, sinks/ and models/.
+
+Every sink follows one contract: ``setup`` connects and fails early, ``add`` buffers, ``flush``
+returns only once everything added is durable. The pipeline flushes every sink before it commits
+any offset, so a committed offset never covers a frame that could still be lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from rdcore.artifact import LoadedModel
+
+from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
+
+RebalanceCallback = Callable[[set[TopicPartition]], None]
+
+
+class SinkBackpressure(Exception):
+    """A sink cannot accept more right now; the pipeline pauses intake and retries later."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SinkError(Exception):
+    """A sink failed to make its buffered items durable (after its own retries)."""
+
+
+class UnknownProductLine(LookupError):
+    """No model is published for a product line."""
+
+
+class ModelLoadError(RuntimeError):
+    """A model exists but cannot be fetched, verified or loaded."""
+
+
+class FrameSource(Protocol):
+    def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
+        """Connect and subscribe; the callbacks run inside ``poll`` on a rebalance."""
+
+    def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]: ...
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Commit, per partition, the offset of the next record to read."""
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records behind the end of each assigned partition (may be empty if unknown)."""
+
+    def close(self) -> None: ...
+
+
+class DeadLetterSink(Protocol):
+    def setup(self) -> None: ...
+
+    def add(self, rejection: Rejection) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ScoreSink(Protocol):
+    def setup(self) -> None: ...
+
+    def add(self, result: FrameResult) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class HeatmapSink(Protocol):
+    def setup(self) -> None: ...
+
+    def uri_for(self, meta: FrameMeta) -> str:
+        """The deterministic location of a frame's heatmap: a redelivery overwrites it."""
+
+    def add(self, meta: FrameMeta, png: bytes) -> str:
+        """Buffer or write one PNG; returns its URI."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModelPointer:
+    """``{product_line}/current.json``: the live version of a product line's model."""
+
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ModelSwap:
+    product_line: str
+    old_version: str | None
+    new_version: str
+
+
+class ModelRepository(Protocol):
+    """Where artifacts are stored: ``{product_line}/{version}/`` plus ``{product_line}/current.json``."""
+
+    def setup(self) -> None: ...
+
+    def pointer(self, product_line: str) -> ModelPointer | None: ...
+
+    def download(self, product_line: str, version: str, destination: str) -> None:
+        """Copy the artifact's files into the local directory ``destination``."""
+
+    def publish(self, artifact_dir: str, product_line: str, version: str, sha256: str) -> None:
+        """Upload an artifact's files, then write the pointer last."""
+
+
+class ModelStore(Protocol):
+    def get(self, product_line: str) -> LoadedModel:
+        """The live model of a product line, loading it on first use.
+
+        Raises UnknownProductLine when none is published, ModelLoadError when it cannot load.
+        """
+
+    def refresh(self) -> list[ModelSwap]:
+        """Poll pointers of resident product lines; load, warm up and swap in new versions."""
+
+    def versions(self) -> dict[str, str]:
+        """Live model version per resident product line."""

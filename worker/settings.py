@@ -1,0 +1,308 @@
+"""Worker settings from ``RDQC_*`` environment variables and an optional env file.
+
+Nested sections use ``__``: ``RDQC_KAFKA__TOPIC=frames.inbound``. The env file is
+``$RDQC_ENV_FILE`` if set, else ``.stack/stack.env`` (written by ``make stack-up``); a missing
+file is fine. Environment variables win over the file.
+
+Backends are chosen by URL scheme (``parse_backend_url``): ``source`` kafka|dir,
+``dead_letters`` kafka|dir, ``models`` s3|dir, ``scores`` redis|file, ``heatmaps`` s3|dir.
+The model store section is both a URL and a section: ``RDQC_MODELS=s3://rdqc-models`` sets
+``models.url`` while ``RDQC_MODELS__POLL_S=10`` tunes it, as the Helm chart does.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_ENV_FILE = ".stack/stack.env"
+MASK = "**********"
+MIB = 1024 * 1024
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_SECURITY_PROTOCOLS_WITH_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+
+Positive = Annotated[int, Field(gt=0)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+def parse_backend_url(url: str) -> tuple[str, str]:
+    """``"kafka://"`` -> ``("kafka", "")``, ``"dir://./frames"`` -> ``("dir", "./frames")``."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme:
+        raise ValueError(f"{url!r} is not a backend URL: expected SCHEME://LOCATION")
+    return scheme.lower(), rest
+
+
+def check_backend_url(field: str, url: str, allowed: tuple[str, ...]) -> str:
+    scheme, _ = parse_backend_url(url)
+    if scheme not in allowed:
+        choices = ", ".join(f"{s}://" for s in allowed)
+        raise ValueError(f"{field}: unknown scheme {scheme!r} in {url!r}; allowed: {choices}")
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password of its user part masked; anything else unchanged."""
+    scheme, separator, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not separator or not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}://{user}{colon and ':' + MASK}@{host}{slash}{path}"
+
+
+class _Section(BaseModel):
+    # A misspelt RDQC_KAFKA__TOPC fails at start instead of being silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "frames.inbound"
+    dlq_topic: str = "frames.dlq"
+    group_id: str = "rdqc-workers"
+    client_id: str = "rdqc-worker"
+    max_poll_records: Positive = 256
+    max_poll_interval_ms: Positive = 300_000
+    session_timeout_ms: Positive = 45_000
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Self:
+        if self.security_protocol in _SECURITY_PROTOCOLS_WITH_SASL and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"kafka.security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        return self
+
+
+class RedisSettings(_Section):
+    # A secret because the URL may carry the password (redis://:pass@host:6379/0).
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    prefix: str = "rdqc"
+    ttl_s: Positive = 7 * 24 * 3600
+    stream_maxlen: Positive = 100_000
+    flagged_maxlen: Positive = 10_000
+
+
+class S3Settings(_Section):
+    endpoint: str = "http://127.0.0.1:9000"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    region: str = "us-east-1"
+    heatmap_bucket: str = "rdqc-heatmaps"
+    model_bucket: str = "rdqc-models"
+
+
+class BatchingSettings(_Section):
+    max_size: Positive = 32
+    max_wait_ms: Annotated[float, Field(ge=0)] = 20
+    # Frames polled but not yet committed-ready; reaching it pauses polling (backpressure).
+    max_queue: Positive = 512
+
+    @model_validator(mode="after")
+    def _queue_holds_a_batch(self) -> Self:
+        if self.max_queue < self.max_size:
+            raise ValueError(
+                f"batching.max_queue ({self.max_queue}) must be >= batching.max_size "
+                f"({self.max_size}), or no batch could ever fill"
+            )
+        return self
+
+
+class ModelStoreSettings(_Section):
+    url: str = "dir://./models"
+    poll_s: Annotated[float, Field(gt=0)] = 30
+    max_resident: Positive = 8
+    cache_dir: Path = Field(default=Path("~/.cache/rdqc/models"), validate_default=True)
+    warmup: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str) -> str:
+        return check_backend_url("models", url, ("s3", "dir"))
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _expand_home(cls, path: Path) -> Path:
+        return path.expanduser()
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RDQC_",
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        extra="forbid",
+    )
+
+    source: str = "dir://./frames"
+    # Empty: derived from ``source``; kafka -> kafka://{kafka.dlq_topic}, dir://X -> the
+    # ``rejected`` folder beside X (dir://./frames -> dir://./rejected).
+    dead_letters: str = ""
+    models: ModelStoreSettings = ModelStoreSettings()
+    scores: str = "file://./scores.jsonl"
+    heatmaps: str = "dir://./heatmaps"
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = True
+    heatmaps_for: Literal["flagged", "all", "none"] = "flagged"
+    max_payload_bytes: Positive = 20 * MIB
+    min_dimension: Positive = 16
+    max_dimension: Positive = 8192
+    decode_threads: Positive = 2
+    metrics_port: Port = 9108
+    health_port: Port = 8080
+    shutdown_grace_s: Annotated[float, Field(gt=0)] = 30
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    s3: S3Settings = S3Settings()
+    batching: BatchingSettings = BatchingSettings()
+
+    @field_validator("source")
+    @classmethod
+    def _source_scheme(cls, url: str) -> str:
+        return check_backend_url("source", url, ("kafka", "dir"))
+
+    @field_validator("dead_letters")
+    @classmethod
+    def _dead_letters_scheme(cls, url: str) -> str:
+        return url and check_backend_url("dead_letters", url, ("kafka", "dir"))
+
+    @field_validator("scores")
+    @classmethod
+    def _scores_scheme(cls, url: str) -> str:
+        return check_backend_url("scores", url, ("redis", "file"))
+
+    @field_validator("heatmaps")
+    @classmethod
+    def _heatmaps_scheme(cls, url: str) -> str:
+        return check_backend_url("heatmaps", url, ("s3", "dir"))
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models_url_shorthand(cls, value: object) -> object:
+        return {"url": value} if isinstance(value, str) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, device: str) -> str:
+        if not _DEVICE.fullmatch(device):
+            raise ValueError(f"device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+        return device
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, level: object) -> object:
+        return level.upper() if isinstance(level, str) else level
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.min_dimension > self.max_dimension:
+            raise ValueError(
+                f"min_dimension ({self.min_dimension}) must be <= max_dimension "
+                f"({self.max_dimension})"
+            )
+        if not self.dead_letters:
+            self.dead_letters = self._derived_dead_letters()
+        return self
+
+    def _derived_dead_letters(self) -> str:
+        scheme, location = parse_backend_url(self.source)
+        if scheme == "kafka":
+            return f"kafka://{self.kafka.dlq_topic}"
+        parent = posixpath.dirname(location.rstrip("/")) or "."
+        return f"dir://{posixpath.join(parent, 'rejected')}"
+
+    def redacted(self) -> dict[str, Any]:
+        """All settings for a startup log line: secrets masked, passwords cut out of URLs."""
+        data = self.model_dump(mode="json")
+        data["redis"]["url"] = mask_url(self.redis.url.get_secret_value())
+        for key in ("source", "dead_letters", "scores", "heatmaps"):
+            data[key] = mask_url(data[key])
+        data["models"]["url"] = mask_url(data["models"]["url"])
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The env file is chosen when settings are read, not when this module is imported; an
+        # explicit Settings(_env_file=...) still wins.
+        explicit = None
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            explicit = dotenv_settings.env_file
+        env_file = explicit or os.environ.get("RDQC_ENV_FILE") or DEFAULT_ENV_FILE
+        return (
+            init_settings,
+            _EnvSource(settings_cls),
+            _DotEnvSource(settings_cls, env_file=env_file),
+            file_secret_settings,
+        )
+
+
+def _url_section(
+    source: EnvSettingsSource, field_name: str, field: FieldInfo, value: Any
+) -> dict[str, Any] | None:
+    """``RDQC_MODELS=s3://...`` and any ``RDQC_MODELS__*`` as one section; None otherwise."""
+    if field_name != "models" or not isinstance(value, str) or value.lstrip().startswith("{"):
+        return None
+    return {**source.explode_env_vars(field_name, field, source.env_vars), "url": value}
+
+
+class _EnvSource(EnvSettingsSource):
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        section = _url_section(self, field_name, field, value)
+        if section is not None:
+            return section
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
+class _DotEnvSource(DotEnvSettingsSource):
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        section = _url_section(self, field_name, field, value)
+        if section is not None:
+            return section
+        return super().prepare_field_value(field_name, field, value, value_is_complex)

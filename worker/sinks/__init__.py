@@ -1,0 +1,1 @@
+"""Sinks: where scores, heatmaps and dead letters go (Redis, S3, Kafka, local files)."""

@@ -1,0 +1,88 @@
+"""Scores to a local JSON-lines file: one typed JSON object per scored frame.
+
+The frame ids already in the file are loaded at setup and kept in memory, so a redelivered frame
+(the worker restarted before it committed) writes no second line. A torn last line (the process
+died mid-write, before fsync returned) is cut off at setup: its frame was never reported durable,
+so its offset was not committed and it will be scored again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+from worker.frames import FrameResult
+from worker.ports import SinkError
+from worker.sinks.score_json import result_json
+
+log = structlog.get_logger(__name__)
+
+
+class JsonlScoreSink:
+    def __init__(self, path: str | Path) -> None:
+        self._path = Path(path)
+        self._seen: set[str] = set()
+        self._pending: dict[str, str] = {}
+        self._file: BinaryIO | None = None
+
+    def setup(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._seen = self._load_ids()
+            self._file = self._path.open("ab")
+        except OSError as exc:
+            raise SinkError(f"JSON-lines score sink: cannot open {self._path}: {exc}") from exc
+
+    def add(self, result: FrameResult) -> None:
+        frame_id = result.meta.frame_id
+        if frame_id not in self._seen:
+            self._pending.setdefault(frame_id, result_json(result))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        if self._file is None:
+            raise SinkError("JSON-lines score sink: flush before setup")
+        data = "".join(line + "\n" for line in self._pending.values()).encode("utf-8")
+        try:
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise SinkError(
+                f"JSON-lines score sink: {len(self._pending)} results not written to "
+                f"{self._path}: {exc}"
+            ) from exc
+        self._seen.update(self._pending)
+        self._pending = {}
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _load_ids(self) -> set[str]:
+        if not self._path.exists():
+            return set()
+        data = self._path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            dropped = len(data) - len(complete)
+            log.warning("jsonl_scores_torn_line_dropped", path=str(self._path), bytes=dropped)
+            os.truncate(self._path, len(complete))
+        ids: set[str] = set()
+        for number, line in enumerate(complete.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                ids.add(str(json.loads(line)["frame_id"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise SinkError(
+                    f"JSON-lines score sink: {self._path} line {number} is not a score record "
+                    f"({exc}); move the file away or fix it"
+                ) from exc
+        return ids

@@ -1,0 +1,172 @@
+"""Scores to Redis, in the schema the ops dashboard reads (docs/contracts.md §2).
+
+Each frame is written by one Lua script, so its keys change together, and all frames of a flush
+go in one pipelined round trip. The frame hash doubles as the idempotency record: when it already
+holds a ``scored_at``, the frame was written before (Kafka redelivered it), so the script
+overwrites the hash (and refreshes ``latest`` if that still shows this frame) but adds no second
+stream entry, flagged member or event. That also makes a retried flush safe: frames that reached
+Redis before the connection broke are not appended twice.
+
+Idempotence lasts as long as the frame hash (``ttl_s``): a frame redelivered after its hash
+expired is appended again. All keys of a frame are touched by one script, which needs a single
+Redis (or keys in one cluster slot), not a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import redis
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from worker.frames import FrameResult
+from worker.ports import SinkError
+from worker.sinks.score_json import result_json
+
+log = structlog.get_logger(__name__)
+
+# KEYS: frame hash, stream, latest hash, flagged zset.
+# ARGV: ttl_s, stream_maxlen, flagged_maxlen, event channel, camera_id, captured_at, is_anomaly,
+#       frame_id, result JSON, then the hash/stream fields as name, value pairs.
+# Returns 1 when the frame was new, 0 for a redelivery.
+_WRITE_FRAME = """
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+local seen = redis.call('HEXISTS', KEYS[1], 'scored_at') == 1
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+
+local captured_at = tonumber(ARGV[6])
+local replace = true
+local stored = redis.call('HGET', KEYS[3], ARGV[5])
+if stored then
+  local ok, previous = pcall(cjson.decode, stored)
+  if ok and type(previous) == 'table' and tonumber(previous.captured_at) then
+    local previous_at = tonumber(previous.captured_at)
+    replace = captured_at > previous_at
+      or (captured_at == previous_at and previous.frame_id == ARGV[8])
+  end
+end
+if replace then redis.call('HSET', KEYS[3], ARGV[5], ARGV[9]) end
+
+if seen then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+if ARGV[7] == '1' then
+  redis.call('ZADD', KEYS[4], captured_at, ARGV[8])
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1))
+end
+redis.call('PUBLISH', ARGV[4], ARGV[9])
+return 1
+"""
+
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+
+
+class RedisScoreSink:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "rdqc",
+        *,
+        ttl_s: int = 7 * 24 * 3600,
+        stream_maxlen: int = 100_000,
+        flagged_maxlen: int = 10_000,
+        attempts: int = 5,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
+        if ttl_s <= 0 or stream_maxlen <= 0 or flagged_maxlen <= 0 or attempts <= 0:
+            raise ValueError(
+                "ttl_s, stream_maxlen, flagged_maxlen and attempts must be positive, got "
+                f"{ttl_s}, {stream_maxlen}, {flagged_maxlen}, {attempts}"
+            )
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+        self._stream_maxlen = stream_maxlen
+        self._flagged_maxlen = flagged_maxlen
+        self._attempts = attempts
+        # tenacity is the one retry policy here, so redis-py's own retries are turned off.
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._write_frame = self._client.register_script(_WRITE_FRAME)
+        self._pending: list[FrameResult] = []
+
+    def setup(self) -> None:
+        try:
+            self._client.ping()
+        except redis.RedisError as exc:
+            # The URL may carry a password, so only the error (host and port) is shown.
+            raise SinkError(f"Redis score sink: PING failed: {exc}") from exc
+
+    def add(self, result: FrameResult) -> None:
+        self._pending.append(result)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        retrying = Retrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception_type(_TRANSIENT),
+        )
+        try:
+            written = retrying(self._write_all, self._pending)
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            raise SinkError(
+                f"Redis score sink: {len(self._pending)} results not written after "
+                f"{self._attempts} attempts: {cause}"
+            ) from cause
+        except redis.RedisError as exc:
+            raise SinkError(
+                f"Redis score sink: {len(self._pending)} results not written: {exc}"
+            ) from exc
+        redelivered = len(self._pending) - written
+        if redelivered:
+            log.info("redis_scores_redelivered", frames=redelivered)
+        self._pending = []
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _write_all(self, results: list[FrameResult]) -> int:
+        """Run the script for every result in one round trip; returns how many were new."""
+        pipe = self._client.pipeline(transaction=False)
+        for result in results:
+            self._write_frame(keys=self._keys(result), args=self._args(result), client=pipe)
+        return sum(int(new) for new in pipe.execute())
+
+    def _keys(self, result: FrameResult) -> list[str]:
+        line = result.meta.product_line
+        return [
+            f"{self._prefix}:frame:{result.meta.frame_id}",
+            f"{self._prefix}:scores:{line}",
+            f"{self._prefix}:latest:{line}",
+            f"{self._prefix}:flagged:{line}",
+        ]
+
+    def _args(self, result: FrameResult) -> list[str | int]:
+        fields = result.fields()
+        pairs = [item for name_value in fields.items() for item in name_value]
+        return [
+            self._ttl_s,
+            self._stream_maxlen,
+            self._flagged_maxlen,
+            f"{self._prefix}:events:{result.meta.product_line}",
+            fields["camera_id"],
+            fields["captured_at"],
+            fields["is_anomaly"],
+            fields["frame_id"],
+            result_json(result),
+            *pairs,
+        ]

@@ -1,0 +1,1 @@
+"""Frame sources: where polled records come from (Kafka, a local directory)."""
