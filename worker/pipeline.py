@@ -48,7 +48,6 @@ from worker.ports import (
     SinkError,
     UnknownProductLine,
 )
-from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -68,18 +67,6 @@ class PipelineConfig:
     model_poll_s: float = 30.0
     shutdown_grace_s: float = 30.0
     sink_retry_s: float = 0.5  # first wait after a failed flush; doubles up to 30 s
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PipelineConfig:
-        return cls(
-            max_batch_size=settings.batching.max_size,
-            max_wait_s=settings.batching.max_wait_ms / 1000,
-            max_queue=settings.batching.max_queue,
-            max_poll_records=settings.kafka.max_poll_records,
-            decode_threads=settings.decode_threads,
-            model_poll_s=settings.models.poll_s,
-            shutdown_grace_s=settings.shutdown_grace_s,
-        )
 
 
 @dataclass(frozen=True)
@@ -170,8 +157,8 @@ class Pipeline:
 
     def run(self, stop: threading.Event) -> None:
         """Process frames until ``stop`` is set, then drain in-flight work within the grace."""
-        self._start()
         try:
+            self._start()
             while not self._should_exit(stop):
                 self._health.beat()
                 self._decode(self._wait_for_work() if self._stopping else self._poll())
@@ -501,9 +488,10 @@ class Pipeline:
         drained = self._idle()
         self._inference.shutdown(wait=drained, cancel_futures=True)
         self._cpu.shutdown(wait=drained, cancel_futures=True)
+        # The source first: leaving the group promptly hands its partitions to another worker.
+        self._source.close()
         for sink in (self._heatmaps, self._scores, self._dead_letters):
             sink.close()
-        self._source.close()
         log.info("pipeline stopped", drained=drained, uncommitted=self._tracker.pending())
 
     def _stale(self, ticket: _Ticket) -> bool:

@@ -1,8 +1,10 @@
 """The narrow interfaces the pipeline knows. Backends live in sources/, sinks/ and models/.
 
 Every sink follows one contract: ``setup`` connects and fails early, ``add`` buffers, ``flush``
-returns only once everything added is durable. The pipeline flushes every sink before it commits
-any offset, so a committed offset never covers a frame that could still be lost.
+returns only once everything added is durable. A flush that raises keeps its buffer, so the
+pipeline's retry writes the same items again; ``add`` and ``flush`` may raise SinkError or
+SinkBackpressure. The pipeline flushes every sink before it commits any offset, so a committed
+offset never covers a frame that could still be lost.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rdcore.artifact import LoadedModel
-
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
 
 RebalanceCallback = Callable[[set[TopicPartition]], None]
@@ -109,7 +110,7 @@ class ModelSwap:
 
 
 class ModelRepository(Protocol):
-    """Where artifacts are stored: ``{product_line}/{version}/`` plus ``{product_line}/current.json``."""
+    """Artifacts at ``{product_line}/{version}/``; the live one named in ``current.json``."""
 
     def setup(self) -> None: ...
 

@@ -56,6 +56,7 @@ def kafka_check(port: int, budget: float) -> str:
         acks="all",
         max_block_ms=timeout_ms,
         request_timeout_ms=max(timeout_ms, 5000),
+        reconnect_backoff_max_ms=500,
     )
     try:
         meta = producer.send(HEALTH_TOPIC, key=b"health", value=token).get(timeout=budget)
@@ -67,6 +68,7 @@ def kafka_check(port: int, budget: float) -> str:
         group_id=HEALTH_GROUP,
         enable_auto_commit=False,
         request_timeout_ms=max(timeout_ms, 5000),
+        reconnect_backoff_max_ms=500,
     )
     try:
         tp = TopicPartition(HEALTH_TOPIC, meta.partition)
@@ -88,9 +90,14 @@ def kafka_check(port: int, budget: float) -> str:
 def redis_check(port: int, budget: float) -> str:
     try:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
     except ImportError:
         return tcp_check(port)
-    client = redis.Redis(host=HOST, port=port, socket_timeout=max(1.0, budget))
+    # No client-side retries: the loop in wait_for retries, within the deadline.
+    client = redis.Redis(
+        host=HOST, port=port, socket_timeout=max(1.0, budget), retry=Retry(NoBackoff(), 0)
+    )
     try:
         if not client.ping():
             raise RuntimeError("PING did not answer PONG")
@@ -144,15 +151,27 @@ def process_alive(pid: int) -> bool:
         return False
 
 
+def _detail(last_error: str) -> str:
+    return f" (last error: {last_error})" if last_error else ""
+
+
 def wait_for(service: str, pid: int, port: int, deadline: float) -> str:
     check = CHECKS[service]
-    last_error = "no attempt made"
+    last_error = ""
     while True:
         if not process_alive(pid):
-            raise ProcessGoneError(f"process {pid} exited (last error: {last_error})")
+            raise ProcessGoneError(f"process {pid} exited{_detail(last_error)}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"not ready in time (last error: {last_error})")
+            raise TimeoutError(f"not ready in time{_detail(last_error)}")
+        try:
+            # Cheap probe first: the clients back off exponentially on refused connections,
+            # which would add seconds after the port opens.
+            tcp_check(port)
+        except OSError as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.1)
+            continue
         try:
             return check(port, min(10.0, max(1.0, remaining)))
         except Exception as exc:

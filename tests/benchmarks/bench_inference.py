@@ -1,6 +1,6 @@
 """Inference benchmarks: ratios measured side by side in one run, written as a markdown table.
 
-Run: .venv/bin/python tests/benchmarks/bench_inference.py [--device cuda] [--output docs/benchmarks.md]
+Run: .venv/bin/python tests/benchmarks/bench_inference.py [--device cuda] [--output FILE]
 Not a test: pytest does not collect it, and no test depends on timings.
 """
 
@@ -123,9 +123,9 @@ def main() -> None:
     torch.manual_seed(0)
     batches = [int(b) for b in args.batches.split(",")]
     sections = [f"## Inference on {device.type}", machine(device), ""]
-    sections += bench_blur(device, args.repeats) + [""]
+    sections += [*bench_blur(device, args.repeats), ""]
     for backbone in args.backbones.split(","):
-        sections += bench_model(backbone, device, batches, args.repeats) + [""]
+        sections += [*bench_model(backbone, device, batches, args.repeats), ""]
     sections += bench_decode(args.repeats)
     text = "\n".join(sections) + "\n"
     print(text)

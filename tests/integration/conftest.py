@@ -20,6 +20,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 import redis
@@ -37,7 +38,7 @@ def unique_name(separator: str = "-") -> str:
     return f"{TEST_NAME_PREFIX}{separator}{uuid.uuid4().hex}"
 
 
-def _stack_unavailable(reason: str) -> None:
+def _stack_unavailable(reason: str) -> NoReturn:
     message = f"local stack not available: {reason}. Run `make stack-up` first."
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
@@ -50,12 +51,13 @@ def stack() -> StackEndpoints:
     try:
         endpoints = StackEndpoints.from_env_file(path)
     except StackEnvError as exc:
-        _stack_unavailable(str(exc))
-        raise  # unreachable: skip/fail raise
-    problems = probe(endpoints)
-    if problems:
-        _stack_unavailable("; ".join(problems))
-    return endpoints
+        problem = str(exc)
+    else:
+        problems = probe(endpoints)
+        if not problems:
+            return endpoints
+        problem = "; ".join(problems)
+    _stack_unavailable(problem)
 
 
 @pytest.fixture(scope="session")

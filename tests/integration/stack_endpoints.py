@@ -18,6 +18,8 @@ import redis
 import urllib3
 from kafka import KafkaAdminClient
 from minio import Minio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_ENV_FILE = REPO_ROOT / ".stack" / "stack.env"
@@ -120,7 +122,10 @@ def probe(endpoints: StackEndpoints, timeout_s: float = 5.0) -> list[str]:
         problems.append(f"kafka at {endpoints.kafka_bootstrap}: {type(exc).__name__}: {exc}")
 
     client = redis.Redis.from_url(
-        endpoints.redis_url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+        endpoints.redis_url,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
     )
     try:
         client.ping()

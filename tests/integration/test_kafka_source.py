@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -78,6 +79,28 @@ def group() -> str:
     return f"test-group-{uuid.uuid4().hex[:12]}"
 
 
+def read_dlq(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partition = KafkaTopicPartition(topic, 0)
+    consumer.assign([partition])
+    consumer.seek_to_beginning(partition)
+    batches = consumer.poll(timeout_ms=10_000)
+    consumer.close()
+    return [record for records in batches.values() for record in records]
+
+
+@pytest.fixture
+def dlq_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
+    name = f"rdqc-test-dlq-{uuid.uuid4().hex}"
+    kafka_admin.create_topics(
+        {name: {"num_partitions": 1, "replication_factor": 1}},
+        timeout_ms=30_000,
+        wait_for_metadata=True,
+    )
+    yield name
+    kafka_admin.delete_topics([name], timeout_ms=30_000)
+
+
 def test_polls_records_and_a_new_consumer_resumes_after_the_commit(
     stack: StackEndpoints, kafka_topic: str, group: str
 ) -> None:
@@ -136,20 +159,31 @@ def test_pause_holds_records_back_and_lag_counts_them(
     source.close()
 
 
-def test_a_rebalance_commits_what_the_revoke_callback_commits(
-    stack: StackEndpoints, kafka_topic: str, group: str, kafka_admin: KafkaAdminClient
+def test_a_rebalance_commits_what_the_revoke_callback_flushes_and_commits(
+    stack: StackEndpoints,
+    kafka_topic: str,
+    dlq_topic: str,
+    group: str,
+    kafka_admin: KafkaAdminClient,
 ) -> None:
-    """The pipeline commits from on_revoked, which kafka-python 3 runs on its IO thread."""
+    """Like the pipeline, on_revoked flushes the sinks and commits; kafka-python 3 runs it on
+    its IO thread, where a blocking consumer call is refused."""
     produce(stack.kafka_bootstrap, kafka_topic, RECORDS)
     first = source_for(stack.kafka_bootstrap, kafka_topic, group)
+    dead_letters = KafkaDeadLetterSink(stack.kafka_bootstrap, dlq_topic, worker_id="w-1")
+    dead_letters.setup()
     processed: list[SourceRecord] = []
+    revokes: list[set[TopicPartition]] = []
 
-    def commit_processed(revoked: set[TopicPartition]) -> None:
+    def flush_and_commit(revoked: set[TopicPartition]) -> None:
+        revokes.append(revoked)
+        dead_letters.flush()
         first.commit({tp: n for tp, n in next_offsets(processed).items() if tp in revoked})
 
-    first.setup(lambda _: None, commit_processed)
+    first.setup(lambda _: None, flush_and_commit)
     processed += poll_until(first, RECORDS)
     assert len(processed) == RECORDS
+    dead_letters.add(Rejection(processed[0], "undecodable", "ImageReadError", "bad"))
 
     # The first consumer keeps polling in the background so it takes part in the rebalance.
     stop = threading.Event()
@@ -173,31 +207,22 @@ def test_a_rebalance_commits_what_the_revoke_callback_commits(
         stop.set()
         poller.join()
 
+    assert revokes, "the first consumer's partitions were never revoked"
     assert stolen == []  # everything the first one processed was committed on revoke
+    assert len(read_dlq(stack.kafka_bootstrap, dlq_topic)) == 1
     committed = kafka_admin.list_group_offsets({group: None})[group]
     assert {tp.partition: meta.offset for tp, meta in committed.items()} == {
         tp.partition: offset for tp, offset in next_offsets(processed).items()
     }
     second.close()
     first.close()
+    dead_letters.close()
 
 
 def test_unreachable_brokers_fail_setup_early() -> None:
     source = KafkaFrameSource("127.0.0.1:1", "frames.inbound", "g", "c", bootstrap_timeout_s=1.0)
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:1 unreachable"):
         source.setup(lambda _: None, lambda _: None)
-
-
-@pytest.fixture
-def dlq_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
-    name = f"rdqc-test-dlq-{uuid.uuid4().hex}"
-    kafka_admin.create_topics(
-        {name: {"num_partitions": 1, "replication_factor": 1}},
-        timeout_ms=30_000,
-        wait_for_metadata=True,
-    )
-    yield name
-    kafka_admin.delete_topics([name], timeout_ms=30_000)
 
 
 def test_dead_letters_keep_the_original_record_and_add_error_headers(
@@ -217,13 +242,7 @@ def test_dead_letters_keep_the_original_record_and_add_error_headers(
     sink.flush()
     sink.close()
 
-    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
-    partition = KafkaTopicPartition(dlq_topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    batches = consumer.poll(timeout_ms=10_000)
-    consumer.close()
-    [record] = [record for records in batches.values() for record in records]
+    [record] = read_dlq(stack.kafka_bootstrap, dlq_topic)
     assert record.key == b"cam-07"
     assert record.value == b"\xff\xd8 broken jpeg"
     assert record.headers == [

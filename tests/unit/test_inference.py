@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,8 +11,9 @@ import torch
 from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
 from rdcore.artifact import FORMAT_VERSION, LoadedModel, Manifest
 from rdcore.calibrate import calibrate
+from rdcore.images import decode_image
 from worker.frames import DecodedFrame, FrameMeta, SourceRecord
-from worker.inference import BatchScorer, Prepared, render_heatmap, resolve_device
+from worker.inference import BatchScorer, HeatmapsFor, Prepared, render_heatmap, resolve_device
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +59,8 @@ def frames() -> list[DecodedFrame]:
 def raw_scores(module: ReverseDistillation, frames: list[DecodedFrame]) -> np.ndarray:
     preprocess = Preprocess.from_config(CONFIG)
     with torch.inference_mode():
-        return module(preprocess.batch([f.image for f in frames])).score.numpy()
+        scores: np.ndarray = module(preprocess.batch([f.image for f in frames])).score.numpy()
+    return scores
 
 
 def test_scores_threshold_and_normalization(
@@ -83,13 +84,13 @@ def test_anomaly_maps_only_where_a_heatmap_is_wanted(
     module: ReverseDistillation,
     frames: list[DecodedFrame],
     raw_scores: np.ndarray,
-    heatmaps_for: str,
+    heatmaps_for: HeatmapsFor,
 ) -> None:
     loaded = loaded_model(module, float(np.median(raw_scores)))
-    scorer = BatchScorer("cpu", heatmaps_for=heatmaps_for)  # type: ignore[arg-type]
+    scorer = BatchScorer("cpu", heatmaps_for=heatmaps_for)
     for s in scorer.score([Prepared(f) for f in frames], loaded):
         if heatmaps_for == "all" or s.is_anomaly:
-            assert s.anomaly_map is not None
+            assert s.anomaly_map is not None, s
             assert s.anomaly_map.shape == (64, 64)
             assert s.anomaly_map.dtype == np.float32
             assert s.anomaly_map.max() == pytest.approx(s.raw_score, rel=1e-5)
@@ -119,8 +120,7 @@ def test_render_heatmap_is_a_png_of_the_frame_size(
     loaded = loaded_model(module, 0.0)  # everything flagged
     (scored,) = BatchScorer("cpu").score([Prepared(frames[3])], loaded)
     png = render_heatmap(scored)
-    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    assert image.shape == frames[3].image.shape
+    assert decode_image(png, "heatmap").shape == frames[3].image.shape
     with pytest.raises(ValueError, match="without its anomaly map"):
         render_heatmap(
             BatchScorer("cpu", heatmaps_for="none").score([Prepared(frames[0])], loaded)[0]

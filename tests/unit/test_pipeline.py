@@ -26,7 +26,7 @@ from rdcore.images import decode_image
 from worker.decode import FrameDecoder
 from worker.frames import SourceRecord, TopicPartition
 from worker.health import Health
-from worker.inference import BatchScorer
+from worker.inference import BatchScorer, HeatmapsFor
 from worker.metrics import Metrics
 from worker.models.memory import MemoryModelStore
 from worker.pipeline import Pipeline, PipelineConfig
@@ -109,11 +109,12 @@ class Harness:
     store: MemoryModelStore
     config: PipelineConfig = FAST
     partitions: int = 2
-    heatmaps_for: str = "flagged"
+    heatmaps_for: HeatmapsFor = "flagged"
     scores: MemoryScoreSink = field(default_factory=MemoryScoreSink)
     heatmaps: MemoryHeatmapSink = field(default_factory=MemoryHeatmapSink)
     dead_letters: MemoryDeadLetterSink = field(default_factory=MemoryDeadLetterSink)
     health: Health = field(default_factory=Health)
+    errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.source = AuditedSource(self.durable, self.partitions)
@@ -124,7 +125,7 @@ class Harness:
             heatmaps=self.heatmaps,
             models=self.store,
             decoder=FrameDecoder(1 << 20, 16, 4096),
-            scorer=BatchScorer("cpu", heatmaps_for=self.heatmaps_for),  # type: ignore[arg-type]
+            scorer=BatchScorer("cpu", heatmaps_for=self.heatmaps_for),
             config=self.config,
             worker_id="test-worker",
             metrics=Metrics(),
@@ -146,15 +147,9 @@ class Harness:
 
     @contextmanager
     def running(self, timeout_s: float = 20.0) -> Iterator[threading.Event]:
-        stop, errors = threading.Event(), []
-
-        def run() -> None:
-            try:
-                self.pipeline.run(stop)
-            except BaseException as exc:  # handed to the test thread
-                errors.append(exc)
-
-        thread = threading.Thread(target=run, daemon=True)
+        """Run the pipeline on a thread; its errors (an audit failure) fail the test."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self._run, args=(stop,), daemon=True)
         thread.start()
         try:
             yield stop
@@ -162,14 +157,24 @@ class Harness:
             stop.set()
             thread.join(timeout_s)
         assert not thread.is_alive(), "the pipeline did not stop"
-        if errors:
-            raise errors[0]
+        self._raise_errors()
 
     def wait_for(self, condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
+            self._raise_errors()
             assert time.monotonic() < deadline, "timed out"
             time.sleep(0.01)
+
+    def _run(self, stop: threading.Event) -> None:
+        try:
+            self.pipeline.run(stop)
+        except BaseException as exc:
+            self.errors.append(exc)
+
+    def _raise_errors(self) -> None:
+        if self.errors:
+            raise self.errors[0]
 
 
 def scored_ids(harness: Harness) -> list[str]:
@@ -295,7 +300,9 @@ def test_stop_drains_in_flight_frames_and_commits_them(
     harness = Harness(store, config=replace(FAST, max_batch_size=32, max_wait_s=60, max_queue=64))
     records = [harness.add(i % 2, "caps", noise_png(i)) for i in range(5)]
     with harness.running():
-        harness.wait_for(lambda: sum(harness.source.lag().values()) == 0)
+        harness.wait_for(
+            lambda: len(harness.source.lag()) == 2 and not any(harness.source.lag().values())
+        )
         assert harness.scores.results == []
     assert scored_ids(harness) == sorted(frame_id(r) for r in records)
     assert harness.all_committed()
@@ -340,3 +347,25 @@ def test_revoked_partitions_are_flushed_committed_and_forgotten(
     assert frame_id(gone) not in scored_ids(harness)
     p0 = TopicPartition("frames.inbound", 0)
     assert all(p0 not in commit for commit in harness.source.commits[commits:])
+
+
+def test_frames_in_flight_of_a_revoked_partition_are_dropped_and_redelivered_once(
+    module: ReverseDistillation, threshold: float
+) -> None:
+    store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", threshold)})
+    # Frames wait in the batcher (60 s) until the shutdown drain.
+    harness = Harness(store, config=replace(FAST, max_batch_size=32, max_wait_s=60, max_queue=64))
+    records = [harness.add(1, "caps", noise_png(i)) for i in range(3)]
+
+    def polled() -> bool:
+        lag = harness.source.lag()
+        return len(lag) == 2 and not any(lag.values())
+
+    with harness.running():
+        harness.wait_for(polled)
+        harness.source.revoke([1], reassign=True)  # redelivered from offset 0
+        harness.wait_for(lambda: harness.source.revocations == 1 and polled())
+        assert harness.scores.results == []
+
+    assert scored_ids(harness) == sorted(frame_id(r) for r in records)  # once each
+    assert harness.all_committed()

@@ -165,6 +165,7 @@ class CachingModelStore:
         return ModelSwap(product_line, old.version, new.version)
 
     def _resident_model(self, product_line: str) -> LoadedModel | None:
+        """The loaded model, or None; raises again a failure of this line still remembered."""
         with self._lock:
             model = self._resident.get(product_line)
             if model is not None:

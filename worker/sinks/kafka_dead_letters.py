@@ -69,6 +69,7 @@ class KafkaDeadLetterSink:
                 bootstrap_servers=self._bootstrap_servers,
                 client_id=self._client_id,
                 acks="all",
+                # Retries are bounded by delivery_timeout_ms, not by a count.
                 retries=2**31 - 1,
                 enable_idempotence=True,
                 delivery_timeout_ms=int(self._delivery_timeout_s * 1000),

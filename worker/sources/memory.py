@@ -37,6 +37,7 @@ class MemorySource:
         self.commits: list[dict[TopicPartition, int]] = []
         self.paused = False
         self.pause_count = 0
+        self.revocations = 0
         self.closed = False
 
     # -- what tests do -------------------------------------------------------------------
@@ -142,6 +143,7 @@ class MemorySource:
             self._on_revoked(revoked)
             with self._changed:
                 self._assigned -= revoked
+                self.revocations += 1
             if reassign:
                 self._assign(revoked)
 

@@ -1,0 +1,94 @@
+"""S3ModelRepository + CachingModelStore against a real MinIO (docs/contracts.md §4)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from minio import Minio
+
+from rdcore import ModelConfig, reverse_distillation
+from rdcore.artifact import save_artifact
+from rdcore.calibrate import calibrate
+from worker.models.publish import publish_artifact
+from worker.models.s3 import S3ModelRepository
+from worker.models.store import CachingModelStore, ModelLoadEvent
+from worker.ports import ModelLoadError, ModelSwap, UnknownProductLine
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small p1 artifacts v1..v4, made once for the module."""
+    root = tmp_path_factory.mktemp("artifacts")
+    for version in ("v1", "v2", "v3", "v4"):
+        model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
+        save_artifact(
+            model,
+            root / version,
+            product_line="p1",
+            model_version=version,
+            calibration=calibrate([0.1, 0.2, 0.3]),
+            training={},
+        )
+    return {version: root / version for version in ("v1", "v2", "v3", "v4")}
+
+
+def test_publish_load_hot_swap_and_a_corrupt_upload_keeps_the_old_model(
+    tmp_path: Path, minio_client: Minio, s3_bucket: str, artifacts: dict[str, Path]
+) -> None:
+    repository = S3ModelRepository(minio_client, s3_bucket)
+    repository.setup()
+    assert repository.pointer("p1") is None
+
+    published = publish_artifact(repository, artifacts["v1"], "p1")
+
+    keys = sorted(o.object_name for o in minio_client.list_objects(s3_bucket, recursive=True))
+    assert keys == ["p1/current.json", "p1/v1/manifest.json", "p1/v1/model.safetensors"]
+    pointer = minio_client.get_object(s3_bucket, "p1/current.json")
+    try:
+        assert json.loads(pointer.read()) == {"version": "v1", "sha256": published.sha256}
+    finally:
+        pointer.close()
+        pointer.release_conn()
+
+    events: list[ModelLoadEvent] = []
+    store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
+    with pytest.raises(UnknownProductLine):
+        store.get("p2")
+    assert store.get("p1").version == "v1"
+
+    publish_artifact(repository, artifacts["v2"], "p1")
+    assert store.refresh() == [ModelSwap("p1", "v1", "v2")]
+    serving = store.get("p1")
+    assert serving.version == "v2"
+
+    # v3's weights arrive damaged: the store refuses it and v2 keeps serving.
+    publish_artifact(repository, artifacts["v3"], "p1")
+    garbage = b"not safetensors at all"
+    minio_client.put_object(s3_bucket, "p1/v3/model.safetensors", io.BytesIO(garbage), len(garbage))
+    assert store.refresh() == []
+    assert store.get("p1") is serving
+
+    # v4 is intact, but the pointer names other weights: refused too.
+    repository.publish(str(artifacts["v4"]), "p1", "v4", "0" * 64)
+    assert store.refresh() == []
+    assert store.get("p1") is serving
+
+    assert [(e.version, e.ok) for e in events] == [
+        ("v1", True),
+        ("v2", True),
+        ("v3", False),
+        ("v4", False),
+    ]
+    assert "sha256" in (events[2].error or "")
+    assert "0" * 64 in (events[3].error or "")
+
+
+def test_a_missing_bucket_fails_setup(minio_client: Minio, s3_bucket: str) -> None:
+    repository = S3ModelRepository(minio_client, f"{s3_bucket}-missing")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        repository.setup()

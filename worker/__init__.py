@@ -1,0 +1,1 @@
+"""rdqc worker: the streaming quality-control service."""
