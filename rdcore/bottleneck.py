@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
+from rdcore.init import init_resnet_weights
 from rdcore.teacher import Teacher
 
 NormLayer = Callable[[int], nn.Module]
@@ -42,12 +43,7 @@ class OneClassBottleneck(nn.Module):
         self.fuse_mid = nn.Sequential(*_fuse(c2, c3, norm_layer))
         self.out_channels = EMBEDDING_PLANES * block.expansion
         self.embed = self._make_embedding(block, 3 * c3, depth, base_width, norm_layer)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_resnet_weights(self)
 
     def _make_embedding(
         self,

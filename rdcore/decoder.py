@@ -12,6 +12,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, conv1x1, conv3x3
 
+from rdcore.init import init_resnet_weights
 from rdcore.teacher import Teacher
 
 NormLayer = Callable[[int], nn.Module]
@@ -116,12 +117,7 @@ class Decoder(nn.Module):
         self.layer1 = self._make_layer(block, c3 // block.expansion, depths[0])
         self.layer2 = self._make_layer(block, c2 // block.expansion, depths[1])
         self.layer3 = self._make_layer(block, c1 // block.expansion, depths[2])
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        init_resnet_weights(self)
 
     def _make_layer(self, block: DecoderBlock, planes: int, depth: int) -> nn.Sequential:
         out_channels = planes * block.expansion

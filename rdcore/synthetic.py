@@ -119,13 +119,13 @@ def _scratch(rng: np.random.Generator, scene: _Scene, size: int) -> tuple[Mask, 
     t = ((scene.ys - ay) * (by - ay) + (scene.xs - ax) * (bx - ax)) / ((2 * half) ** 2)
     t = np.clip(t, 0.0, 1.0)
     distance = np.hypot(scene.ys - (ay + t * (by - ay)), scene.xs - (ax + t * (bx - ax)))
-    mask = (distance <= max(1.5, size / 48)) & scene.disc()
+    mask = (distance <= max(1.5, size / 32)) & scene.disc()
     return mask, np.broadcast_to(_SCRATCH, scene.image.shape)
 
 
 def _spot(rng: np.random.Generator, scene: _Scene, size: int) -> tuple[Mask, FloatImage]:
     cy, cx = _point_in_disc(rng, scene, 0.6)
-    ry, rx = rng.uniform(0.07, 0.11, size=2) * size
+    ry, rx = rng.uniform(0.09, 0.13, size=2) * size
     mask = (((scene.ys - cy) / ry) ** 2 + ((scene.xs - cx) / rx) ** 2 <= 1.0) & scene.disc()
     return mask, np.broadcast_to(_STAIN, scene.image.shape)
 
@@ -135,7 +135,7 @@ def _missing(rng: np.random.Generator, scene: _Scene, size: int) -> tuple[Mask, 
     theta = rng.uniform(0.0, 2 * np.pi)
     cy = scene.center[0] + scene.radius * np.sin(theta)
     cx = scene.center[1] + scene.radius * np.cos(theta)
-    bite = rng.uniform(0.13, 0.18) * size
+    bite = rng.uniform(0.16, 0.21) * size
     mask = (np.hypot(scene.ys - cy, scene.xs - cx) < bite) & scene.disc()
     return mask, scene.background
 

@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -27,6 +28,8 @@ from worker_harness import (
     wait_for,
     worker_settings,
 )
+
+from worker.settings import Settings
 
 CONTRACT_FIELDS = {
     "frame_id",
@@ -55,6 +58,35 @@ def heatmap_bucket(minio_client: Minio) -> Iterator[str]:
     minio_client.remove_bucket(name)
 
 
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(
+    stack: StackEndpoints,
+    kafka_topic: str,
+    redis_prefix: str,
+    s3_bucket: str,
+    heatmap_bucket: str,
+    tmp_path: Path,
+) -> SettingsFactory:
+    """Worker settings on this test's topic, key prefix and buckets; a fresh group by default."""
+
+    def make(group: str | None = None, **overrides: Any) -> Settings:
+        return worker_settings(
+            stack,
+            topic=kafka_topic,
+            group=group or unique_name(),
+            redis_prefix=redis_prefix,
+            model_bucket=s3_bucket,
+            heatmap_bucket=heatmap_bucket,
+            cache_dir=tmp_path / "cache",
+            **overrides,
+        )
+
+    return make
+
+
 def stream(client: redis.Redis[bytes], key: str) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in client.xrange(key)]
 
@@ -65,6 +97,7 @@ def stream_total(client: redis.Redis[bytes], prefix: str, lines: list[str]) -> i
 
 def test_frames_of_two_product_lines_are_scored_exactly_once_and_committed(
     stack: StackEndpoints,
+    make_settings: SettingsFactory,
     kafka_topic: str,
     kafka_admin: KafkaAdminClient,
     redis_client: redis.Redis[bytes],
@@ -81,15 +114,7 @@ def test_frames_of_two_product_lines_are_scored_exactly_once_and_committed(
     for line in lines:
         send(stack, kafka_topic, frames, line, camera_id=f"{line}-cam", prefix=f"{line}-")
     group = unique_name()
-    settings = worker_settings(
-        stack,
-        topic=kafka_topic,
-        group=group,
-        redis_prefix=redis_prefix,
-        model_bucket=s3_bucket,
-        heatmap_bucket=heatmap_bucket,
-        cache_dir=tmp_path / "cache",
-    )
+    settings = make_settings(group)
 
     with running_worker(settings):
         wait_for(lambda: stream_total(redis_client, redis_prefix, lines) >= 200, 180, "200 scores")
@@ -132,6 +157,7 @@ def test_frames_of_two_product_lines_are_scored_exactly_once_and_committed(
 
 def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_around_them_are_scored(
     stack: StackEndpoints,
+    make_settings: SettingsFactory,
     kafka_topic: str,
     kafka_admin: KafkaAdminClient,
     redis_client: redis.Redis[bytes],
@@ -159,15 +185,7 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_around_them_are_sc
     producer.close()
     send(stack, kafka_topic, good[3:], "line-a", prefix="after-")
     group = unique_name()
-    settings = worker_settings(
-        stack,
-        topic=kafka_topic,
-        group=group,
-        redis_prefix=redis_prefix,
-        model_bucket=s3_bucket,
-        heatmap_bucket=heatmap_bucket,
-        cache_dir=tmp_path / "cache",
-    )
+    settings = make_settings(group)
 
     with running_worker(settings):
         wait_for(commits_reach_end(stack, kafka_admin, group, kafka_topic), 120, "commits")
@@ -201,6 +219,7 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_around_them_are_sc
 
 def test_a_model_published_mid_stream_is_picked_up_without_a_restart(
     stack: StackEndpoints,
+    make_settings: SettingsFactory,
     kafka_topic: str,
     redis_client: redis.Redis[bytes],
     redis_prefix: str,
@@ -212,15 +231,7 @@ def test_a_model_published_mid_stream_is_picked_up_without_a_restart(
     publish(minio_client, s3_bucket, make_artifact(tmp_path / "v1", "line-a", "v1", 0), "line-a")
     frames = synthetic_frames(8, seed=5)
     key = f"{redis_prefix}:scores:line-a"
-    settings = worker_settings(
-        stack,
-        topic=kafka_topic,
-        group=unique_name(),
-        redis_prefix=redis_prefix,
-        model_bucket=s3_bucket,
-        heatmap_bucket=heatmap_bucket,
-        cache_dir=tmp_path / "cache",
-    )
+    settings = make_settings()
 
     with running_worker(settings):
         send(stack, kafka_topic, frames, "line-a", prefix="old-")
@@ -240,6 +251,7 @@ def test_a_model_published_mid_stream_is_picked_up_without_a_restart(
 
 def test_sigterm_drains_and_a_restarted_worker_loses_nothing(
     stack: StackEndpoints,
+    make_settings: SettingsFactory,
     kafka_topic: str,
     kafka_admin: KafkaAdminClient,
     redis_client: redis.Redis[bytes],
@@ -253,16 +265,8 @@ def test_sigterm_drains_and_a_restarted_worker_loses_nothing(
     frames = synthetic_frames(200, seed=11)
     send(stack, kafka_topic, frames, "line-a")
     group = unique_name()
-    settings = worker_settings(
-        stack,
-        topic=kafka_topic,
-        group=group,
-        redis_prefix=redis_prefix,
-        model_bucket=s3_bucket,
-        heatmap_bucket=heatmap_bucket,
-        cache_dir=tmp_path / "cache",
-        batching={"max_size": 4, "max_wait_ms": 20, "max_queue": 16},
-        shutdown_grace_s=15,
+    settings = make_settings(
+        group, batching={"max_size": 4, "max_wait_ms": 20, "max_queue": 16}, shutdown_grace_s=15
     )
     env = {**os.environ, **settings_env(settings)}
     command = [str(Path(sys.executable).with_name("rdqc")), "worker"]
