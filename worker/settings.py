@@ -4,7 +4,7 @@ Nested sections use ``__``: ``RDQC_KAFKA__TOPIC=frames.inbound``. The env file i
 ``$RDQC_ENV_FILE`` if set, else ``.stack/stack.env`` (written by ``make stack-up``); a missing
 file is fine. Environment variables win over the file.
 
-Backends are chosen by URL scheme (``parse_backend_url``): ``source`` kafka|dir,
+Backends are chosen by URL scheme (``parse_backend_url``): ``source`` kafka|dir|video,
 ``dead_letters`` kafka|dir, ``models`` s3|dir, ``scores`` redis|file, ``heatmaps`` s3|dir.
 The model store section is both a URL and a section: ``RDQC_MODELS=s3://rdqc-models`` sets
 ``models.url`` while ``RDQC_MODELS__POLL_S=10`` tunes it, as the Helm chart does.
@@ -166,8 +166,8 @@ class Settings(BaseSettings):
     )
 
     source: str = "dir://./frames"
-    # Empty: derived from ``source``; kafka -> kafka://{kafka.dlq_topic}, dir://X -> the
-    # ``rejected`` folder beside X (dir://./frames -> dir://./rejected).
+    # Empty: derived from ``source``; kafka -> kafka://{kafka.dlq_topic}, dir://X or
+    # video://X?... -> the ``rejected`` folder beside X (dir://./frames -> dir://./rejected).
     dead_letters: str = ""
     models: ModelStoreSettings = ModelStoreSettings()
     scores: str = "file://./scores.jsonl"
@@ -195,7 +195,7 @@ class Settings(BaseSettings):
     @field_validator("source")
     @classmethod
     def _source_scheme(cls, url: str) -> str:
-        return check_backend_url("source", url, ("kafka", "dir"))
+        return check_backend_url("source", url, ("kafka", "dir", "video"))
 
     @field_validator("dead_letters")
     @classmethod
@@ -244,6 +244,9 @@ class Settings(BaseSettings):
         scheme, location = parse_backend_url(self.source)
         if scheme == "kafka":
             return f"kafka://{self.kafka.dlq_topic}"
+        if scheme == "video":
+            # The query (product_line, camera_id) is no part of the file's path.
+            location = location.partition("?")[0]
         parent = posixpath.dirname(location.rstrip("/")) or "."
         return f"dir://{posixpath.join(parent, 'rejected')}"
 

@@ -1,9 +1,10 @@
 """Settings -> backends: the one place that knows which backend sits behind each port.
 
 URLs (docs/contracts.md, README): ``kafka://[TOPIC]`` (brokers from the kafka section),
-``dir://PATH``, ``file://PATH``, ``redis://`` (the redis section's URL) or a full Redis URL,
-``s3://[BUCKET]`` (endpoint and keys from the s3 section). Backend modules are imported only
-when chosen, so the embedded default never loads a Kafka or S3 client.
+``dir://PATH``, ``video://FILE?product_line=NAME``, ``file://PATH``, ``redis://`` (the redis
+section's URL) or a full Redis URL, ``s3://[BUCKET]`` (endpoint and keys from the s3 section).
+Backend modules are imported only when chosen, so the embedded default never loads a Kafka or
+S3 client.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def frame_source(settings: Settings) -> FrameSource:
             session_timeout_ms=kafka.session_timeout_ms,
             security=kafka_security(settings),
         )
+    if scheme == "video":
+        from worker.sources.video import video_source_from_url
+
+        return video_source_from_url(location)
     from worker.sources.directory import DirectoryFrameSource
 
     return DirectoryFrameSource(location)

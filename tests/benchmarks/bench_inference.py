@@ -7,6 +7,7 @@ Not a test: pytest does not collect it, and no test depends on timings.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -100,10 +101,19 @@ def bench_decode(repeats: int) -> list[str]:
     ]
 
 
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def machine(device: torch.device) -> str:
     accel = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     return (
-        f"- machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch "
         f"threads, accelerator: {accel}\n"
         f"- versions: Python {platform.python_version()}, torch {torch.__version__}, "
         f"OpenCV {cv2.__version__}, NumPy {np.__version__}\n"
