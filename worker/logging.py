@@ -40,7 +40,9 @@ def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        cache_logger_on_first_use=True,
+        # Not cached: the worker logs per batch, not per pixel, and uncached loggers keep
+        # following reconfiguration (tests capture logs after a worker configured them).
+        cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
