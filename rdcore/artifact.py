@@ -201,6 +201,8 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     temp = Path(temp_name)
     try:
         write(temp)
+        # mkstemp creates 0600; artifacts are read by workers that may run as another user.
+        temp.chmod(0o644)
         temp.replace(path)
     finally:
         temp.unlink(missing_ok=True)

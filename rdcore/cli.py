@@ -72,7 +72,9 @@ def _map_mode(value: str) -> MapMode:
     for mode in MAP_MODES:
         if mode == value:
             return mode
-    raise typer.BadParameter(f"{value!r} is not one of {', '.join(MAP_MODES)}")
+    raise typer.BadParameter(
+        f"{value!r} is not one of {', '.join(MAP_MODES)}", param_hint="--map-mode"
+    )
 
 
 def _utc_version() -> str:

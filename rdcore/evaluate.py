@@ -63,13 +63,12 @@ def evaluate(
         loaded.model, loaded.preprocess, paths, batch_size=batch_size, device=device
     )
     masks = _masks_at(layout, maps.shape[-1])
-    f1_threshold = f1_optimal_threshold(scores, labels)
     metrics: dict[str, float] = {
         "image_auroc": image_auroc(labels, scores),
         "pixel_auroc": pixel_auroc(masks, maps),
         f"aupro_{AUPRO_FPR_LIMIT}": aupro(masks, maps, AUPRO_FPR_LIMIT),
         "pro_official": pro_official(masks, maps),
-        "f1_threshold": f1_threshold,
+        "f1_threshold": f1_optimal_threshold(scores, labels),
         "test_good": int((labels == 0).sum()),
         "test_defective": int(labels.sum()),
     }
@@ -91,7 +90,7 @@ def evaluate(
         maps=maps,
         masks=masks,
         threshold=None if calibration is None else calibration.threshold,
-        f1_threshold=f1_threshold,
+        f1_threshold=metrics["f1_threshold"],
     )
     manifest = loaded.manifest
     title = f"{manifest.product_line} {manifest.model_version} on {mvtec_root}"

@@ -38,7 +38,11 @@ def read_image(path: Path) -> RGBImage:
 
 def read_mask(path: Path) -> npt.NDArray[np.bool_]:
     """A ground-truth mask as a boolean (H, W) array: any non-zero pixel is anomalous."""
-    mask = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read mask: {exc.strerror or exc}") from exc
+    mask = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
     if mask is None:
         raise ImageReadError(f"{path}: not a decodable mask image")
     return np.asarray(mask > 0)

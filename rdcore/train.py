@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -37,8 +36,9 @@ from rdcore.preprocess import Preprocess
 from rdcore.scoring import resolve_device, score_images
 
 CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_TENSORS = "state.safetensors"
-CHECKPOINT_META = "state.json"
+CHECKPOINT_FILE = "state.safetensors"
+# The JSON part of a checkpoint lives in the safetensors header, so one rename replaces both.
+_META_KEY = "rdqc.checkpoint"
 # Settings a resumed run must share with the saved one, or it would not be the same run.
 _RESUME_MUST_MATCH = ("batch_size", "lr", "betas", "seed", "amp", "holdout_fraction")
 
@@ -66,6 +66,10 @@ class TrainSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.num_workers < 0:
             raise ValueError(f"need lr > 0 and num_workers >= 0, got {self.lr}, {self.num_workers}")
+        if not 0.0 <= self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout fraction must be in [0, 1), got {self.holdout_fraction}")
+        if not 0.0 < self.threshold_quantile < 1.0:
+            raise ValueError(f"threshold quantile must be in (0, 1), got {self.threshold_quantile}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -115,14 +119,8 @@ class _Session:
     progress: _Progress = field(default_factory=_Progress)
 
 
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    write(temp)
-    temp.replace(path)
-
-
 def _save_checkpoint(directory: Path, session: _Session, identity: dict[str, Any]) -> None:
-    """Tensors to safetensors, the rest to JSON: nothing in a checkpoint is ever unpickled."""
+    """Tensors to safetensors, the rest as JSON in its header: nothing is ever unpickled."""
     model = session.model
     tensors: dict[str, Tensor] = {}
     for prefix, module in (("bottleneck", model.bottleneck), ("decoder", model.decoder)):
@@ -147,32 +145,31 @@ def _save_checkpoint(directory: Path, session: _Session, identity: dict[str, Any
     }
     directory.mkdir(parents=True, exist_ok=True)
     cpu_tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _write_atomically(
-        directory / CHECKPOINT_TENSORS, lambda temp: save_file(cpu_tensors, str(temp))
-    )
-    text = json.dumps(meta, indent=1)
-    _write_atomically(directory / CHECKPOINT_META, lambda temp: temp.write_text(text, "utf-8"))
+    path = directory / CHECKPOINT_FILE
+    temp = path.with_name(f".{path.name}.tmp")
+    save_file(cpu_tensors, str(temp), metadata={_META_KEY: json.dumps(meta)})
+    temp.replace(path)
 
 
 def _read_checkpoint(
     directory: Path, identity: dict[str, Any]
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """The checkpoint's tensors and metadata, once it is known to belong to this very run."""
-    meta_path, tensor_path = directory / CHECKPOINT_META, directory / CHECKPOINT_TENSORS
-    if not meta_path.is_file() or not tensor_path.is_file():
+    path = directory / CHECKPOINT_FILE
+    if not path.is_file():
         raise ArtifactError(
-            f"{directory}: not a training checkpoint (needs {CHECKPOINT_META} and "
-            f"{CHECKPOINT_TENSORS}; pass the '{CHECKPOINT_DIR}' folder of a training output)"
+            f"{path} not found: pass the '{CHECKPOINT_DIR}' folder of a training output"
         )
     try:
-        meta = json.loads(meta_path.read_text("utf-8"))
-        tensors = load_file(str(tensor_path))
-    except (json.JSONDecodeError, SafetensorError, OSError) as exc:
-        raise ArtifactError(f"{directory}: cannot read checkpoint: {exc}") from exc
+        with safe_open(str(path), framework="pt") as checkpoint:
+            meta = json.loads((checkpoint.metadata() or {})[_META_KEY])
+        tensors = load_file(str(path))
+    except (KeyError, json.JSONDecodeError, SafetensorError, OSError) as exc:
+        raise ArtifactError(f"{path}: not a readable training checkpoint: {exc}") from exc
     for key, value in identity.items():
         if meta.get(key) != value:
             raise ArtifactError(
-                f"{meta_path}: cannot resume, {key} differs "
+                f"{path}: cannot resume, {key} differs "
                 f"(checkpoint {meta.get(key)!r}, this run {value!r})"
             )
     return tensors, meta

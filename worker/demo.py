@@ -175,7 +175,12 @@ def run_demo(options: DemoOptions) -> list[DemoRow]:
         artifact,
         config=ModelConfig(backbone="resnet18", image_size=options.image_size),
         settings=TrainSettings(
-            epochs=options.epochs, batch_size=8, seed=options.seed, holdout_fraction=0.2
+            epochs=options.epochs,
+            batch_size=8,
+            seed=options.seed,
+            holdout_fraction=0.2,
+            # One checkpoint at the end: a resnet18 checkpoint with Adam state is ~180 MB.
+            checkpoint_every=options.epochs,
         ),
         teacher_weights=options.teacher_weights,
         product_line=options.product_line,

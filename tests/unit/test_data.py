@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -25,14 +26,15 @@ def test_missing_folder_is_named(tmp_path: Path) -> None:
 
 def test_folder_without_images_is_named(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an image")
-    with pytest.raises(DatasetError, match=str(tmp_path)):
+    with pytest.raises(DatasetError, match=re.escape(str(tmp_path))):
         ImageFolderDataset(tmp_path, PREPROCESS)
 
 
 def test_unreadable_image_is_named(tmp_path: Path) -> None:
-    (tmp_path / "broken.png").write_bytes(b"not a png at all")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png at all")
     dataset = ImageFolderDataset(tmp_path, PREPROCESS)
-    with pytest.raises(ImageReadError, match="broken.png"):
+    with pytest.raises(ImageReadError, match=re.escape(str(broken))):
         dataset[0]
 
 
@@ -78,7 +80,7 @@ def test_missing_mask_is_named(tmp_path: Path) -> None:
     write_mvtec_layout(tmp_path, train_good=0, test_good=1, test_defect=1, seed=0, size=32)
     mask = tmp_path / "ground_truth" / "spot" / "000_mask.png"
     mask.unlink()
-    with pytest.raises(DatasetError, match="spot/000_mask.png"):
+    with pytest.raises(DatasetError, match=re.escape(str(mask))):
         MVTecLayout(tmp_path)
 
 
@@ -87,7 +89,7 @@ def test_mask_of_the_wrong_size_is_named(tmp_path: Path) -> None:
     mask = tmp_path / "ground_truth" / "scratch" / "000_mask.png"
     cv2.imwrite(str(mask), np.zeros((16, 16), dtype=np.uint8))
     sample = next(s for s in MVTecLayout(tmp_path).test if s.defect == "scratch")
-    with pytest.raises(DatasetError, match="scratch/000_mask.png"):
+    with pytest.raises(DatasetError, match=re.escape(str(mask))):
         load_mask(sample, (32, 32, 3))
 
 
