@@ -125,7 +125,7 @@ def demo_command(
     workdir: Annotated[Path, typer.Option(help="where everything is written")] = Path(
         "demo-output"
     ),
-    epochs: Annotated[int, typer.Option(help="training epochs")] = 12,
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 30,
     frames: Annotated[int, typer.Option(help="frames streamed through the worker")] = 24,
     teacher_weights: Annotated[
         str, typer.Option(help="imagenet, random, or a weights file")

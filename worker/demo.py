@@ -35,7 +35,7 @@ class DemoOptions:
     train_images: int = 40
     frames: int = 24
     defect_share: float = 0.35
-    epochs: int = 12
+    epochs: int = 30
     image_size: int = 128
     teacher_weights: str = "random"
     seed: int = 0
