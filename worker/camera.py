@@ -14,6 +14,12 @@ from rdcore.errors import DatasetError
 from rdcore.images import IMAGE_SUFFIXES, list_images
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv"})
+CONTENT_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".bmp": "image/bmp",
+}
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,7 @@ def folder_frames(folder: Path) -> Iterator[EncodedFrame]:
     if not paths:
         raise DatasetError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     for path in paths:
-        kind = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
-        yield EncodedFrame(path.stem, path.read_bytes(), kind)
+        yield EncodedFrame(path.stem, path.read_bytes(), CONTENT_TYPES[path.suffix.lower()])
 
 
 def video_frames(path: Path, jpeg_quality: int = 90) -> Iterator[EncodedFrame]:

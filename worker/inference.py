@@ -26,6 +26,7 @@ from rdcore.images import encode_png
 from rdcore.model import AnomalyPrediction
 from rdcore.overlay import heatmap_overlay
 from rdcore.preprocess import Preprocess
+from rdcore.scoring import resolve_device
 from worker.frames import DecodedFrame
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -56,13 +57,6 @@ class Scored:
     model_version: str
     # The model-resolution anomaly map on the CPU, only when a heatmap is wanted.
     anomaly_map: npt.NDArray[np.float32] | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is the first CUDA device when there is one, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class BatchScorer:

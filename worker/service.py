@@ -13,9 +13,10 @@ from types import FrameType
 
 import structlog
 
+from rdcore.scoring import resolve_device
 from worker.decode import FrameDecoder
 from worker.health import Health
-from worker.inference import BatchScorer, resolve_device
+from worker.inference import BatchScorer
 from worker.logging import configure_logging
 from worker.metrics import Metrics
 from worker.models.store import CachingModelStore, ModelLoadEvent

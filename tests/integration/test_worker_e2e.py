@@ -164,7 +164,6 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_around_them_are_sc
     redis_prefix: str,
     minio_client: Minio,
     s3_bucket: str,
-    heatmap_bucket: str,
     tmp_path: Path,
 ) -> None:
     from kafka import KafkaProducer
@@ -225,7 +224,6 @@ def test_a_model_published_mid_stream_is_picked_up_without_a_restart(
     redis_prefix: str,
     minio_client: Minio,
     s3_bucket: str,
-    heatmap_bucket: str,
     tmp_path: Path,
 ) -> None:
     publish(minio_client, s3_bucket, make_artifact(tmp_path / "v1", "line-a", "v1", 0), "line-a")
@@ -258,7 +256,6 @@ def test_sigterm_drains_and_a_restarted_worker_loses_nothing(
     redis_prefix: str,
     minio_client: Minio,
     s3_bucket: str,
-    heatmap_bucket: str,
     tmp_path: Path,
 ) -> None:
     publish(minio_client, s3_bucket, make_artifact(tmp_path / "a", "line-a", "v1", 0), "line-a")

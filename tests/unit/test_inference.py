@@ -12,8 +12,9 @@ from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distill
 from rdcore.artifact import FORMAT_VERSION, LoadedModel, Manifest
 from rdcore.calibrate import calibrate
 from rdcore.images import decode_image
+from rdcore.scoring import resolve_device
 from worker.frames import DecodedFrame, FrameMeta, SourceRecord
-from worker.inference import BatchScorer, HeatmapsFor, Prepared, render_heatmap, resolve_device
+from worker.inference import BatchScorer, HeatmapsFor, Prepared, render_heatmap
 
 pytestmark = pytest.mark.unit
 
