@@ -8,6 +8,16 @@ from typing import Any, Literal
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# The torchvision ResNets a teacher can be built from (rdcore.nn.teacher builds each one). Kept
+# here as plain names so the command line can list them without importing torch.
+BACKBONES: tuple[str, ...] = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
+
 MapMode = Literal["sum", "mul"]
 MAP_MODES: tuple[MapMode, ...] = ("sum", "mul")
 

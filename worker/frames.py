@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rdcore.images import RGBImage
+from rdcore.data.images import RGBImage
 
 
 @dataclass(frozen=True, order=True)

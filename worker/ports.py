@@ -1,4 +1,4 @@
-"""The narrow interfaces the pipeline knows. Backends live in sources/, sinks/ and models/.
+"""The narrow interfaces the pipeline knows. Backends live in sources/, sinks/ and modelstore/.
 
 Every sink follows one contract: ``setup`` connects and fails early, ``add`` buffers, ``flush``
 returns only once everything added is durable. A flush that raises keeps its buffer, so the
@@ -11,32 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rdcore.artifact import LoadedModel
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
 
+if TYPE_CHECKING:
+    from rdcore.artifacts.artifact import LoadedModel
+
 RebalanceCallback = Callable[[set[TopicPartition]], None]
-
-
-class SinkBackpressure(Exception):
-    """A sink cannot accept more right now; the pipeline pauses intake and retries later."""
-
-    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class SinkError(Exception):
-    """A sink failed to make its buffered items durable (after its own retries)."""
-
-
-class UnknownProductLine(LookupError):
-    """No model is published for a product line."""
-
-
-class ModelLoadError(RuntimeError):
-    """A model exists but cannot be fetched, verified or loaded."""
 
 
 class FrameSource(Protocol):

@@ -13,14 +13,14 @@ from types import FrameType
 
 import structlog
 
-from rdcore.scoring import resolve_device
-from worker.decode import FrameDecoder
-from worker.health import Health
-from worker.inference import BatchScorer
-from worker.logging import configure_logging
-from worker.metrics import Metrics
-from worker.models.store import CachingModelStore, ModelLoadEvent
+from rdcore.evaluation.file_scoring import resolve_device
+from worker.frame_decoder import FrameDecoder
+from worker.modelstore.store import CachingModelStore, ModelLoadEvent
+from worker.observability.health import Health
+from worker.observability.logs import configure_logging
+from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
+from worker.scoring import BatchScorer
 from worker.settings import Settings
 from worker.wiring import backends
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 from minio import Minio
 
-from worker.kafka_security import KafkaSecurity
+from worker.kafka_client import KafkaSecurity
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
 from worker.settings import Settings, parse_backend_url
 
@@ -130,14 +130,14 @@ def heatmap_sink(settings: Settings) -> HeatmapSink:
 def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRepository:
     scheme, location = parse_backend_url(settings.models.url)
     if scheme == "s3":
-        from worker.models.s3 import S3ModelRepository
+        from worker.modelstore.s3 import S3ModelRepository
 
         return S3ModelRepository(
             s3_client(settings),
             location or settings.s3.model_bucket,
             create_bucket=for_publishing,
         )
-    from worker.models.directory import DirectoryModelRepository
+    from worker.modelstore.directory import DirectoryModelRepository
 
     return DirectoryModelRepository(location)
 

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from rdcore import ModelConfig, Preprocess, reverse_distillation
-from rdcore.anomaly_map import GaussianBlur, gaussian_kernel1d, symmetric_index
-from rdcore.images import decode_image
+from rdcore.data.images import decode_image
+from rdcore.nn.anomaly_map import GaussianBlur, gaussian_kernel1d, symmetric_index
 
 
 def timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:

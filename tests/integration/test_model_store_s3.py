@@ -10,12 +10,13 @@ import pytest
 from minio import Minio
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifact import save_artifact
-from rdcore.calibrate import calibrate
-from worker.models.publish import publish_artifact
-from worker.models.s3 import S3ModelRepository
-from worker.models.store import CachingModelStore, ModelLoadEvent
-from worker.ports import ModelLoadError, ModelSwap, UnknownProductLine
+from rdcore.artifacts.artifact import save_artifact
+from rdcore.calibration import calibrate
+from worker.errors import ModelLoadError, UnknownProductLine
+from worker.modelstore.publish import publish_artifact
+from worker.modelstore.s3 import S3ModelRepository
+from worker.modelstore.store import CachingModelStore, ModelLoadEvent
+from worker.ports import ModelSwap
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 import redis
 from stack_endpoints import StackEndpoints
 
+from worker.errors import SinkError
 from worker.frames import FrameMeta, FrameResult
-from worker.ports import SinkError
 from worker.sinks.redis_scores import RedisScoreSink
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from minio import Minio
 
+from worker.errors import SinkError
 from worker.frames import FrameMeta
-from worker.ports import SinkError
 from worker.sinks.s3_heatmaps import S3HeatmapSink
 
 pytestmark = pytest.mark.integration

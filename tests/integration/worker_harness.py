@@ -16,14 +16,14 @@ from minio import Minio
 from stack_endpoints import StackEndpoints
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifact import save_artifact
-from rdcore.calibrate import calibrate
-from rdcore.images import encode_png
-from rdcore.preprocess import Preprocess
-from rdcore.synthetic import defective_image, good_image
-from worker.camera import EncodedFrame, send_frames
-from worker.models.publish import publish_artifact
-from worker.models.s3 import S3ModelRepository
+from rdcore.artifacts.artifact import save_artifact
+from rdcore.calibration import calibrate
+from rdcore.data.images import encode_png
+from rdcore.data.preprocess import Preprocess
+from rdcore.data.synthetic import defective_image, good_image
+from worker.cli.camera_sim import EncodedFrame, send_frames
+from worker.modelstore.publish import publish_artifact
+from worker.modelstore.s3 import S3ModelRepository
 from worker.service import run_worker
 from worker.settings import Settings
 

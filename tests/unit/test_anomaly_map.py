@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from rdcore.anomaly_map import AnomalyMap, GaussianBlur, gaussian_kernel1d
 from rdcore.config import MapMode
+from rdcore.nn.anomaly_map import AnomalyMap, GaussianBlur, gaussian_kernel1d
 
 FEATURE_SHAPES = [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
 SIZE = (64, 64)

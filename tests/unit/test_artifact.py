@@ -11,7 +11,7 @@ import torch
 
 import rdcore
 from rdcore import ArtifactError, ModelConfig, ReverseDistillation, reverse_distillation
-from rdcore.artifact import (
+from rdcore.artifacts.artifact import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     load_artifact,
@@ -20,7 +20,7 @@ from rdcore.artifact import (
     sha256_file,
     verify_artifact,
 )
-from rdcore.calibrate import calibrate
+from rdcore.calibration import calibrate
 
 CONFIG = ModelConfig(backbone="resnet18", image_size=64)
 TRAINING = {"epochs": 1, "lr": 0.005, "seed": 0, "batch_size": 2, "teacher_weights": "random"}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from worker.batching import MicroBatcher
+from worker.pipeline.batching import MicroBatcher
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rdcore import ArtifactError
-from rdcore.calibrate import Calibration, calibrate, f1_optimal_threshold, normalize
+from rdcore.calibration import Calibration, calibrate, f1_optimal_threshold, normalize
 from rdcore.errors import CalibrationError
 
 SCORES = np.arange(101, dtype=np.float64)

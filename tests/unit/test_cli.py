@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rdcore.artifact import read_manifest, verify_artifact
-from rdcore.cli import app
-from rdcore.synthetic import write_mvtec_layout
+from rdcore.artifacts.artifact import read_manifest, verify_artifact
+from rdcore.data.synthetic import write_mvtec_layout
+from worker.cli import app
 
 runner = CliRunner()
 FAST = ["--device", "cpu"]

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from rdcore.config import ModelConfig
-from rdcore.data import ImageFolderDataset, MVTecLayout, load_mask, split_holdout
+from rdcore.data.folders import ImageFolderDataset, split_holdout
+from rdcore.data.mvtec import MVTecLayout, load_mask
+from rdcore.data.preprocess import Preprocess
+from rdcore.data.synthetic import write_mvtec_layout
 from rdcore.errors import DatasetError, ImageReadError
-from rdcore.preprocess import Preprocess
-from rdcore.synthetic import write_mvtec_layout
 
 PREPROCESS = Preprocess.from_config(ModelConfig(backbone="resnet18", image_size=32))
 

@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from worker import decode
-from worker.decode import FrameDecoder, declared_size
+from worker import frame_decoder
+from worker.frame_decoder import FrameDecoder, declared_size
 from worker.frames import DecodedFrame, Rejection, SourceRecord
 
 pytestmark = pytest.mark.unit
@@ -117,7 +117,7 @@ def test_payload_too_large_is_checked_before_decoding(monkeypatch: pytest.Monkey
     def must_not_decode(data: bytes, source: str) -> None:
         raise AssertionError("decoded a payload over the limit")
 
-    monkeypatch.setattr(decode, "decode_image", must_not_decode)
+    monkeypatch.setattr(frame_decoder, "decode_image", must_not_decode)
     payload = png()
     rejection = rejected(decoder(max_payload_bytes=len(payload) - 1).decode(record(payload)))
     assert rejection.reason == "payload_too_large"
@@ -144,7 +144,7 @@ def test_a_declared_huge_image_is_refused_before_decoding(monkeypatch: pytest.Mo
     def must_not_decode(data: bytes, source: str) -> None:
         raise AssertionError("decoded an image whose header is out of bounds")
 
-    monkeypatch.setattr(decode, "decode_image", must_not_decode)
+    monkeypatch.setattr(frame_decoder, "decode_image", must_not_decode)
     ihdr = struct.pack(">II5B", 60_000, 60_000, 8, 2, 0, 0, 0)
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr
     bomb = b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))

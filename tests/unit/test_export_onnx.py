@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifact import load_artifact, save_artifact
-from rdcore.export import ExportError, export_onnx
+from rdcore.artifacts.artifact import load_artifact, save_artifact
+from rdcore.artifacts.onnx_export import ExportError, export_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 

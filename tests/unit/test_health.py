@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker.health import Health
+from worker.observability.health import Health
 
 pytestmark = pytest.mark.unit
 

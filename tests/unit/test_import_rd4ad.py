@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from rdcore import ArtifactError, ModelConfig, ReverseDistillation, reverse_distillation
-from rdcore.artifact import load_artifact
-from rdcore.import_rd4ad import import_rd4ad
+from rdcore.artifacts.artifact import load_artifact
+from rdcore.artifacts.import_rd4ad import import_rd4ad
 
 CONFIG = ModelConfig(backbone="resnet18", image_size=64)
 # Ours -> official, written out here independently of the importer's table.

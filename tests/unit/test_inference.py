@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
-from rdcore.artifact import FORMAT_VERSION, LoadedModel, Manifest
-from rdcore.calibrate import calibrate
-from rdcore.images import decode_image
-from rdcore.scoring import resolve_device
+from rdcore.artifacts.artifact import FORMAT_VERSION, LoadedModel, Manifest
+from rdcore.calibration import calibrate
+from rdcore.data.images import decode_image
+from rdcore.evaluation.file_scoring import resolve_device
 from worker.frames import DecodedFrame, FrameMeta, SourceRecord
-from worker.inference import BatchScorer, HeatmapsFor, Prepared, render_heatmap
+from worker.scoring import BatchScorer, HeatmapsFor, Prepared, render_heatmap
 
 pytestmark = pytest.mark.unit
 

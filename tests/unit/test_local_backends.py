@@ -12,13 +12,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifact import Manifest, save_artifact
-from rdcore.calibrate import calibrate
+from rdcore.artifacts.artifact import Manifest, save_artifact
+from rdcore.calibration import calibrate
+from worker.errors import ModelLoadError, UnknownProductLine
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
-from worker.models.directory import DirectoryModelRepository
-from worker.models.publish import publish_artifact
-from worker.models.store import CachingModelStore, ModelLoadEvent
-from worker.ports import ModelLoadError, ModelSwap, UnknownProductLine
+from worker.modelstore.directory import DirectoryModelRepository
+from worker.modelstore.publish import publish_artifact
+from worker.modelstore.store import CachingModelStore, ModelLoadEvent
+from worker.ports import ModelSwap
 from worker.sinks.directory_dead_letters import DirectoryDeadLetterSink
 from worker.sinks.directory_heatmaps import DirectoryHeatmapSink
 from worker.sinks.jsonl_scores import JsonlScoreSink

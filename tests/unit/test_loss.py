@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rdcore.loss import reverse_distillation_loss
+from rdcore.nn.loss import reverse_distillation_loss
 
 
 def _direct_loss(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rdcore.metrics import aupro, image_auroc, pixel_auroc, pro_curve, pro_official
+from rdcore.evaluation.metrics import aupro, image_auroc, pixel_auroc, pro_curve, pro_official
 
 
 def test_image_auroc_perfect_inverted_and_tied() -> None:

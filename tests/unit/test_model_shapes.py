@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.loss import reverse_distillation_loss
-from rdcore.teacher import BACKBONES
+from rdcore.config import BACKBONES
+from rdcore.nn.loss import reverse_distillation_loss
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from worker.frames import SourceRecord, TopicPartition
-from worker.offsets import OffsetTracker
+from worker.pipeline.offsets import OffsetTracker
 
 pytestmark = pytest.mark.unit
 

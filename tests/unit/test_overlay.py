@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rdcore.overlay import heatmap_overlay
+from rdcore.data.overlay import heatmap_overlay
 
 IMAGE = np.full((32, 48, 3), 200, dtype=np.uint8)
 

@@ -20,16 +20,16 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
-from rdcore.artifact import FORMAT_VERSION, LoadedModel, Manifest
-from rdcore.calibrate import calibrate
-from rdcore.images import decode_image
-from worker.decode import FrameDecoder
+from rdcore.artifacts.artifact import FORMAT_VERSION, LoadedModel, Manifest
+from rdcore.calibration import calibrate
+from rdcore.data.images import decode_image
+from worker.frame_decoder import FrameDecoder
 from worker.frames import SourceRecord, TopicPartition
-from worker.health import Health
-from worker.inference import BatchScorer, HeatmapsFor
-from worker.metrics import Metrics
-from worker.models.memory import MemoryModelStore
+from worker.modelstore.memory import MemoryModelStore
+from worker.observability.health import Health
+from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
+from worker.scoring import BatchScorer, HeatmapsFor
 from worker.sinks.memory import MemoryDeadLetterSink, MemoryHeatmapSink, MemoryScoreSink
 from worker.sources.memory import MemorySource
 

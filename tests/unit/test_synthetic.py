@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdcore.data import MVTecLayout
-from rdcore.images import read_image, read_mask
-from rdcore.synthetic import (
+from rdcore.data.images import read_image, read_mask
+from rdcore.data.mvtec import MVTecLayout
+from rdcore.data.synthetic import (
     DEFECT_KINDS,
     DefectKind,
     defective_image,

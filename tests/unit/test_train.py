@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdcore.artifact import Manifest, load_artifact
+from rdcore.artifacts.artifact import Manifest, load_artifact
 from rdcore.config import ModelConfig
+from rdcore.data.images import encode_png
+from rdcore.data.synthetic import defective_image, good_image, write_image_folder
 from rdcore.errors import ArtifactError
-from rdcore.images import encode_png
-from rdcore.metrics import image_auroc
-from rdcore.scoring import score_images
-from rdcore.synthetic import defective_image, good_image, write_image_folder
-from rdcore.train import CHECKPOINT_DIR, TrainSettings, train
+from rdcore.evaluation.file_scoring import score_images
+from rdcore.evaluation.metrics import image_auroc
+from rdcore.training.train import CHECKPOINT_DIR, TrainSettings, train
 
 pytestmark = pytest.mark.slow
 

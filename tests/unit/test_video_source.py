@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from rdcore.data.images import decode_image
 from rdcore.errors import DatasetError
-from rdcore.images import decode_image
 from worker.frames import TopicPartition
 from worker.settings import Settings
 from worker.sources.video import VideoFrameSource, video_source_from_url

@@ -13,9 +13,9 @@ import base64
 import json
 from pathlib import Path
 
+from rdcore.files import directories_up_to, fsync_directories, write_atomically
+from worker.errors import SinkError
 from worker.frames import Rejection, SourceRecord
-from worker.ports import SinkError
-from worker.sinks.local_files import directories_up_to, fsync_directories, write_atomically
 from worker.sinks.object_keys import safe_segment
 
 

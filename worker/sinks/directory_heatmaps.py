@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rdcore.files import directories_up_to, fsync_directories, write_atomically
+from worker.errors import SinkError
 from worker.frames import FrameMeta
-from worker.ports import SinkError
-from worker.sinks.local_files import directories_up_to, fsync_directories, write_atomically
 from worker.sinks.object_keys import heatmap_key
 
 

@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 import structlog
 
+from worker.errors import SinkError
 from worker.frames import FrameResult
-from worker.ports import SinkError
 from worker.sinks.score_json import result_json
 
 log = structlog.get_logger(__name__)

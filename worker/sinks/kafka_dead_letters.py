@@ -14,9 +14,9 @@ import structlog
 from kafka import KafkaProducer
 from kafka.future import Future
 
+from worker.errors import SinkError
 from worker.frames import Rejection
-from worker.kafka_security import KafkaSecurity
-from worker.ports import SinkError
+from worker.kafka_client import KafkaSecurity
 
 log = structlog.get_logger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 
+from worker.errors import SinkBackpressure, SinkError
 from worker.frames import FrameMeta, FrameResult, Rejection
-from worker.ports import SinkBackpressure, SinkError
 
 
 class _FlakyFlush:

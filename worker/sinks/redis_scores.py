@@ -26,8 +26,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from worker.errors import SinkError
 from worker.frames import FrameResult
-from worker.ports import SinkError
 from worker.sinks.score_json import result_json
 
 log = structlog.get_logger(__name__)

@@ -17,8 +17,8 @@ from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from worker.errors import SinkError
 from worker.frames import FrameMeta
-from worker.ports import SinkError
 from worker.sinks.object_keys import heatmap_key
 
 log = structlog.get_logger(__name__)

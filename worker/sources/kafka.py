@@ -21,7 +21,7 @@ import structlog
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 
 from worker.frames import SourceRecord, TopicPartition
-from worker.kafka_security import KafkaSecurity
+from worker.kafka_client import KafkaSecurity
 from worker.ports import RebalanceCallback
 
 log = structlog.get_logger(__name__)

@@ -22,9 +22,9 @@ import cv2
 import structlog
 
 from rdcore.errors import DatasetError
+from rdcore.files import fsync_directories, write_atomically
 from worker.frames import SourceRecord, TopicPartition
 from worker.ports import RebalanceCallback
-from worker.sinks.local_files import fsync_directories, write_atomically
 
 log = structlog.get_logger(__name__)
 

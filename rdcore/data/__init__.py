@@ -1,0 +1,1 @@
+"""Images in and out: decoding, preprocessing, overlays, image folders, MVTec, synthetic parts."""

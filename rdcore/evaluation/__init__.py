@@ -1,0 +1,1 @@
+"""Scoring image files, metrics, evaluation on MVTec layouts, recalibration and reports."""

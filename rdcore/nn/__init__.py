@@ -1,0 +1,1 @@
+"""The network: frozen teacher, one-class bottleneck, student decoder, maps and loss."""

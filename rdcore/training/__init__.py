@@ -1,0 +1,1 @@
+"""Training a model on good images: settings, resumable checkpoints, the training run."""

@@ -1,0 +1,262 @@
+"""The live models of the product lines a worker sees: loaded on first use, hot-swapped.
+
+A model is downloaded once into ``cache_dir/{product_line}/{version}/`` (into a temp directory
+first, renamed into place once verified, so the cache only ever holds whole artifacts), loaded,
+checked against the pointer's SHA-256, warmed up with one forward pass and kept in a bounded LRU.
+``refresh`` loads a new version completely before it swaps it in, so frames are always scored by
+a ready model, and a version that fails to load leaves the old one serving.
+
+A product line whose load just failed (or which has no model) fails fast for
+``failure_ttl_s`` instead of downloading and loading again for every batch of its frames.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import torch
+
+from rdcore.artifacts.artifact import LoadedModel, check_safe_name, load_artifact, verify_artifact
+from rdcore.errors import ArtifactError
+from worker.errors import ModelLoadError, UnknownProductLine
+from worker.ports import ModelPointer, ModelRepository, ModelSwap
+
+log = structlog.get_logger(__name__)
+
+# Loads of different product lines run in parallel, of one product line one at a time; a fixed
+# set of locks keeps that bounded however many product-line names frames carry.
+_LOAD_LOCKS = 64
+_MAX_REMEMBERED_FAILURES = 1024
+
+
+@dataclass(frozen=True)
+class ModelLoadEvent:
+    """One attempt to load a model version, for metrics."""
+
+    product_line: str
+    version: str
+    duration_s: float
+    error: str | None  # None when the model loaded
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class _Failure:
+    until: float
+    error_class: type[UnknownProductLine | ModelLoadError]
+    message: str
+
+
+class CachingModelStore:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        cache_dir: str | Path,
+        device: str | torch.device = "cpu",
+        *,
+        max_resident: int = 8,
+        warmup: bool = True,
+        on_load: Callable[[ModelLoadEvent], None] | None = None,
+        failure_ttl_s: float = 10.0,
+    ) -> None:
+        if max_resident <= 0:
+            raise ValueError(f"max_resident must be > 0, got {max_resident}")
+        self._repository = repository
+        self._cache_dir = Path(cache_dir)
+        self._device = device
+        self._max_resident = max_resident
+        self._warmup = warmup
+        self._on_load = on_load
+        self._failure_ttl_s = failure_ttl_s
+        self._lock = threading.Lock()
+        self._load_locks = [threading.Lock() for _ in range(_LOAD_LOCKS)]
+        self._resident: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._failures: OrderedDict[str, _Failure] = OrderedDict()
+
+    def get(self, product_line: str) -> LoadedModel:
+        try:
+            check_safe_name("product_line", product_line)
+        except ArtifactError as exc:
+            raise UnknownProductLine(str(exc)) from exc
+        model = self._resident_model(product_line)
+        if model is not None:
+            return model
+        with self._load_lock(product_line):
+            # Another thread may have loaded it, or failed to, while this one waited.
+            model = self._resident_model(product_line)
+            if model is not None:
+                return model
+            try:
+                pointer = self._pointer(product_line)
+                model = self._load(product_line, pointer)
+            except (UnknownProductLine, ModelLoadError) as exc:
+                self._remember_failure(product_line, exc)
+                raise
+        with self._lock:
+            self._resident[product_line] = model
+            while len(self._resident) > self._max_resident:
+                evicted, old = self._resident.popitem(last=False)
+                log.info("model_evicted", product_line=evicted, version=old.version)
+        return model
+
+    def refresh(self) -> list[ModelSwap]:
+        with self._lock:
+            resident = dict(self._resident)
+        swaps = []
+        for product_line, current in resident.items():
+            try:
+                pointer = self._repository.pointer(product_line)
+            except Exception as exc:
+                log.warning("model_pointer_unreadable", product_line=product_line, error=str(exc))
+                continue
+            if pointer is None:
+                log.warning("model_pointer_missing_keeps_serving", product_line=product_line)
+                continue
+            serving = ModelPointer(current.version, current.manifest.weights_sha256)
+            if pointer == serving:
+                continue
+            swap = self._swap(product_line, current, pointer)
+            if swap is not None:
+                swaps.append(swap)
+        return swaps
+
+    def versions(self) -> dict[str, str]:
+        with self._lock:
+            return {line: model.version for line, model in self._resident.items()}
+
+    def _swap(
+        self, product_line: str, current: LoadedModel, pointer: ModelPointer
+    ) -> ModelSwap | None:
+        with self._load_lock(product_line):
+            try:
+                new = self._load(product_line, pointer)
+            except ModelLoadError as exc:
+                log.error(
+                    "model_swap_failed_old_keeps_serving",
+                    product_line=product_line,
+                    serving=current.version,
+                    failed=pointer.version,
+                    error=str(exc),
+                )
+                return None
+            with self._lock:
+                if product_line not in self._resident:
+                    return None  # evicted meanwhile: the next get loads the pointer's version
+                old = self._resident[product_line]
+                self._resident[product_line] = new
+        log.info("model_swapped", product_line=product_line, old=old.version, new=new.version)
+        return ModelSwap(product_line, old.version, new.version)
+
+    def _resident_model(self, product_line: str) -> LoadedModel | None:
+        """The loaded model, or None; raises again a failure of this line still remembered."""
+        with self._lock:
+            model = self._resident.get(product_line)
+            if model is not None:
+                self._resident.move_to_end(product_line)
+                return model
+            failure = self._failures.get(product_line)
+            if failure is not None and failure.until > time.monotonic():
+                raise failure.error_class(failure.message)
+            self._failures.pop(product_line, None)
+            return None
+
+    def _remember_failure(
+        self, product_line: str, exc: UnknownProductLine | ModelLoadError
+    ) -> None:
+        if self._failure_ttl_s <= 0:
+            return
+        failure = _Failure(time.monotonic() + self._failure_ttl_s, type(exc), str(exc))
+        with self._lock:
+            self._failures[product_line] = failure
+            self._failures.move_to_end(product_line)
+            while len(self._failures) > _MAX_REMEMBERED_FAILURES:
+                self._failures.popitem(last=False)
+
+    def _load_lock(self, product_line: str) -> threading.Lock:
+        return self._load_locks[zlib.crc32(product_line.encode()) % _LOAD_LOCKS]
+
+    def _pointer(self, product_line: str) -> ModelPointer:
+        try:
+            pointer = self._repository.pointer(product_line)
+        except Exception as exc:
+            raise ModelLoadError(f"model pointer of {product_line!r} unreadable: {exc}") from exc
+        if pointer is None:
+            raise UnknownProductLine(f"no model is published for product line {product_line!r}")
+        return pointer
+
+    def _load(self, product_line: str, pointer: ModelPointer) -> LoadedModel:
+        """Fetch, verify, load and warm up one version; any failure is a ModelLoadError."""
+        started = time.monotonic()
+        try:
+            directory = self._fetch(product_line, pointer)
+            model = load_artifact(directory, self._device)
+            if self._warmup:
+                self._warm_up(model)
+        except Exception as exc:
+            # Whatever broke (storage, a corrupt file, torch), the caller needs one answer.
+            self._report(product_line, pointer.version, started, str(exc))
+            raise ModelLoadError(
+                f"model {product_line}/{pointer.version} cannot be loaded: {exc}"
+            ) from exc
+        self._report(product_line, pointer.version, started, None)
+        log.info("model_loaded", product_line=product_line, version=model.version)
+        return model
+
+    def _fetch(self, product_line: str, pointer: ModelPointer) -> Path:
+        """The verified local copy of the pointer's version, downloaded if not cached yet."""
+        final = self._cache_dir / product_line / pointer.version
+        manifest = None
+        if final.is_dir():
+            try:
+                manifest = verify_artifact(final)
+            except ArtifactError as exc:
+                log.warning("model_cache_corrupt_redownloading", path=str(final), error=str(exc))
+                shutil.rmtree(final)
+        if manifest is None:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix=f".{pointer.version}.", dir=final.parent))
+            try:
+                self._repository.download(product_line, pointer.version, str(temp))
+                manifest = verify_artifact(temp)
+                try:
+                    temp.rename(final)
+                except OSError:
+                    # Another worker sharing the cache put the same version there first.
+                    manifest = verify_artifact(final)
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
+        if manifest.weights_sha256 != pointer.sha256:
+            raise ArtifactError(
+                f"the pointer of {product_line} names weights sha256 {pointer.sha256}, but "
+                f"version {pointer.version} has {manifest.weights_sha256}: the upload is corrupt "
+                "or the pointer is stale"
+            )
+        if manifest.product_line != product_line or manifest.model_version != pointer.version:
+            raise ArtifactError(
+                f"{product_line}/{pointer.version} holds the model "
+                f"{manifest.product_line}/{manifest.model_version}"
+            )
+        return final
+
+    def _warm_up(self, model: LoadedModel) -> None:
+        """One forward pass, so the first real batch doesn't pay for lazy initialization."""
+        size = model.preprocess.image_size
+        device = next(model.model.parameters()).device
+        with torch.inference_mode():
+            model.model(torch.zeros(1, 3, size, size, device=device))
+
+    def _report(self, product_line: str, version: str, started: float, error: str | None) -> None:
+        if self._on_load is not None:
+            self._on_load(ModelLoadEvent(product_line, version, time.monotonic() - started, error))
