@@ -23,3 +23,7 @@ class ArtifactError(RdcoreError):
 
 class CalibrationError(RdcoreError):
     """Scores given for calibration are too few, non-finite, or mislabelled."""
+
+
+class ExportError(RdcoreError):
+    """The exported graph is invalid or does not reproduce the PyTorch model."""

@@ -23,15 +23,14 @@ from torch import Tensor, nn
 from rdcore.artifacts.artifact import LoadedModel
 from rdcore.calibration import normalize
 from rdcore.data.images import encode_png
-from rdcore.data.overlay import heatmap_overlay
+from rdcore.data.overlay import heatmap_overlay, heatmap_range
 from rdcore.data.preprocess import Preprocess
-from rdcore.evaluation.file_scoring import resolve_device
+from rdcore.device import autocast_dtype, resolve_device
 from rdcore.nn.model import AnomalyPrediction
 from worker.frames import DecodedFrame
 
 Precision = Literal["fp32", "bf16", "fp16"]
 HeatmapsFor = Literal["flagged", "all", "none"]
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,8 @@ class Scored:
     is_anomaly: bool
     threshold: float
     model_version: str
+    # The colour scale of the model's heatmaps (rdcore.data.overlay.heatmap_range).
+    heatmap_range: tuple[float, float]
     # The model-resolution anomaly map on the CPU, only when a heatmap is wanted.
     anomaly_map: npt.NDArray[np.float32] | None = None
 
@@ -72,10 +73,7 @@ class BatchScorer:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.heatmaps_for = heatmaps_for
         self._channels_last = channels_last
-        # Mixed precision only where it pays: CPU autocast is slower than fp32 for these convs.
-        self._autocast_dtype = (
-            _AUTOCAST_DTYPES.get(precision) if self.device.type == "cuda" else None
-        )
+        self._autocast_dtype = autocast_dtype(self.device, precision)
         self._prepared_models: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
     def score(self, frames: Sequence[Prepared], loaded: LoadedModel) -> list[Scored]:
@@ -94,6 +92,7 @@ class BatchScorer:
         raw, maps = self._to_host(prediction)
         normalized = normalize(raw, calibration)
         threshold = calibration.threshold
+        colour_range = heatmap_range(calibration)
         results = []
         for i, item in enumerate(frames):
             is_anomaly = bool(raw[i] >= threshold)
@@ -106,6 +105,7 @@ class BatchScorer:
                     is_anomaly=is_anomaly,
                     threshold=threshold,
                     model_version=loaded.version,
+                    heatmap_range=colour_range,
                     anomaly_map=maps[i] if wanted and maps is not None else None,
                 )
             )
@@ -143,24 +143,9 @@ class BatchScorer:
         return host[:, 0], host[:, 1:].reshape(-1, *size)
 
 
-def heatmap_range(threshold: float) -> tuple[float, float]:
-    """Colour scale of heatmaps: 0 (teacher and student agree) to twice the threshold.
-
-    Fixed per model rather than per image, so one colour means one score: the threshold sits at
-    mid-scale (green), red is twice the threshold, a good frame stays blue.
-    """
-    return 0.0, (2.0 * threshold if threshold > 0 else 1.0)
-
-
-def render_heatmap(scored: Scored, vmin: float | None = None, vmax: float | None = None) -> bytes:
+def render_heatmap(scored: Scored) -> bytes:
     """The PNG of the frame with its anomaly map blended over it, at the frame's size."""
     if scored.anomaly_map is None:
         raise ValueError(f"frame {scored.frame.meta.frame_id} was scored without its anomaly map")
-    low, high = heatmap_range(scored.threshold)
-    overlay = heatmap_overlay(
-        scored.frame.image,
-        scored.anomaly_map,
-        low if vmin is None else vmin,
-        high if vmax is None else vmax,
-    )
+    overlay = heatmap_overlay(scored.frame.image, scored.anomaly_map, *scored.heatmap_range)
     return encode_png(overlay)

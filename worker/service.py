@@ -13,7 +13,7 @@ from types import FrameType
 
 import structlog
 
-from rdcore.evaluation.file_scoring import resolve_device
+from rdcore.device import resolve_device
 from worker.frame_decoder import FrameDecoder
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
 from worker.observability.health import Health

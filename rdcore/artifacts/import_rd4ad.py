@@ -15,11 +15,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rdcore.artifacts.artifact import Manifest, save_artifact
+from rdcore.artifacts.artifact import save_artifact
+from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import Calibration
 from rdcore.config import ModelConfig
 from rdcore.errors import ArtifactError
 from rdcore.nn.model import reverse_distillation
+from rdcore.nn.weights import load_exactly
 
 # Official BN_layer prefix -> our OneClassBottleneck prefix (fuse_low/fuse_mid are Sequential:
 # conv at 0, BN at 1, ReLU at 2, and fuse_low's second conv/BN at 3/4).
@@ -99,19 +101,13 @@ def import_rd4ad(
         state[f"bottleneck.{key}"] = value
     for key, value in data["decoder"].items():
         state[f"decoder.{key}"] = value
-    expected = set(model.state_dict())
-    missing, unexpected = expected - set(state), set(state) - expected
-    if missing or unexpected:
-        raise ArtifactError(
-            f"{checkpoint} does not fit a {config.backbone} RD4AD model: "
-            f"missing {sorted(missing)}, unexpected {sorted(unexpected)}"
-        )
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ArtifactError(
-            f"{checkpoint} does not fit a {config.backbone} RD4AD model: {exc}"
-        ) from exc
+    load_exactly(
+        model,
+        state,
+        source=str(checkpoint),
+        target=f"a {config.backbone} RD4AD model",
+        error=ArtifactError,
+    )
     training = {
         "source": "rd4ad",
         "checkpoint": checkpoint.name,

@@ -7,6 +7,7 @@ Gaussian blur are all inside it, so a runtime needs only preprocessing to serve 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from rdcore.artifacts.artifact import load_artifact
-from rdcore.errors import RdcoreError
+from rdcore.errors import ExportError
+from rdcore.files import write_atomically
 from rdcore.nn.model import ReverseDistillation
 
 INPUT_NAME = "image"
 OUTPUT_NAMES: tuple[str, str] = ("score", "anomaly_map")
 _PARITY_BATCH = 2
 _PARITY_SEED = 0
-
-
-class ExportError(RdcoreError):
-    """The exported graph is invalid or does not reproduce the PyTorch model."""
 
 
 @dataclass(frozen=True)
@@ -74,28 +72,12 @@ def export_onnx(
     size = loaded.manifest.model.image_size
     generator = torch.Generator().manual_seed(_PARITY_SEED)
     images = torch.randn(_PARITY_BATCH, 3, size, size, generator=generator)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target and renamed only once checked, so ``output`` never holds an
-    # unchecked graph and a failed export leaves an earlier good file in place.
-    candidate = output.with_name(f".{output.name}.unchecked")
-    batch_axis = {0: "batch"}
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter is deprecated in favour of the torch.export one, but only
-            # it writes opset 17: the torch.export one starts at opset 18, and its conversion
-            # down to 17 fails on this graph, leaving the file at 18.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                graph,
-                (images,),
-                str(candidate),
-                input_names=[INPUT_NAME],
-                output_names=list(OUTPUT_NAMES),
-                dynamic_axes={name: batch_axis for name in (INPUT_NAME, *OUTPUT_NAMES)},
-                opset_version=opset,
-                dynamo=False,
-            )
-        score_diff, map_diff = _parity(
+    diffs = (math.nan, math.nan)
+
+    def export_checked(candidate: Path) -> None:
+        nonlocal diffs
+        _export(graph, images, candidate, opset)
+        diffs = _parity(
             onnx=onnx,
             onnxruntime=onnxruntime,
             graph=graph,
@@ -105,10 +87,30 @@ def export_onnx(
             opset=opset,
             atol=atol,
         )
-        candidate.replace(output)
-    finally:
-        candidate.unlink(missing_ok=True)
-    return ExportReport(output, score_diff, map_diff)
+
+    # The candidate is renamed over ``output`` only once checked, so ``output`` never holds an
+    # unchecked graph and a failed export leaves an earlier good file in place.
+    write_atomically(output, export_checked)
+    return ExportReport(output, *diffs)
+
+
+def _export(graph: _ScoringGraph, images: Tensor, path: Path, opset: int) -> None:
+    batch_axis = {0: "batch"}
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the torch.export one, but only it
+        # writes opset 17: the torch.export one starts at opset 18, and its conversion down to 17
+        # fails on this graph, leaving the file at 18.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            graph,
+            (images,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes={name: batch_axis for name in (INPUT_NAME, *OUTPUT_NAMES)},
+            opset_version=opset,
+            dynamo=False,
+        )
 
 
 def _parity(

@@ -1,14 +1,30 @@
-"""Anomaly heatmaps over the inspected image: one rendering for reports, the CLI and the worker."""
+"""Anomaly heatmaps over the inspected image: one rendering and one colour scale for reports,
+``rdqc score --overlays`` and the worker.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from rdcore.data.images import RGBImage
+
+if TYPE_CHECKING:  # rdcore.calibration imports torch; drawing an overlay does not need it
+    from rdcore.calibration import Calibration
+
+
+def heatmap_range(calibration: Calibration) -> tuple[float, float]:
+    """The colour scale (vmin, vmax) of every heatmap of a model, with its threshold at mid-scale.
+
+    It starts at the lowest peak score of the calibration's good images, so pixels scoring like
+    the calmest good image are blue, the threshold is green, and anything beyond it turns yellow
+    to red; the same score gets the same colour in every image of a product line.
+    """
+    span = max(calibration.threshold - calibration.min, calibration.scale)
+    return calibration.threshold - span, calibration.threshold + span
 
 
 def heatmap_overlay(

@@ -1,27 +1,23 @@
-"""Evaluating an artifact on an MVTec AD layout, and recalibrating an artifact from good images."""
+"""Evaluating an artifact on an MVTec AD layout: metrics, and a report folder to look at."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rdcore.artifacts.artifact import MANIFEST_FILE, Manifest, load_artifact
-from rdcore.calibration import DEFAULT_QUANTILE, calibrate, f1_optimal_threshold
-from rdcore.data.folders import folder_images
+from rdcore.artifacts.artifact import load_artifact
+from rdcore.calibration import f1_optimal_threshold
 from rdcore.data.images import read_image
 from rdcore.data.mvtec import MVTecLayout, load_mask
+from rdcore.data.overlay import heatmap_range
+from rdcore.device import resolve_device
 from rdcore.errors import DatasetError
-from rdcore.evaluation.file_scoring import resolve_device, score_images
+from rdcore.evaluation.file_scoring import score_images
 from rdcore.evaluation.metrics import aupro, image_auroc, pixel_auroc, pro_official
-from rdcore.evaluation.report import EvaluationData, calibrated_range, write_report
+from rdcore.evaluation.report import EvaluationData, write_report
 
 AUPRO_FPR_LIMIT = 0.3
 
@@ -81,7 +77,7 @@ def evaluate(
             "false_positives": int((flagged & (labels == 0)).sum()),
             "false_negatives": int((~flagged & (labels == 1)).sum()),
         }
-        value_range = calibrated_range(calibration)
+        value_range = heatmap_range(calibration)
     else:
         value_range = (float(maps.min()), float(maps.max()))
     data = EvaluationData(
@@ -97,41 +93,3 @@ def evaluate(
     title = f"{manifest.product_line} {manifest.model_version} on {mvtec_root}"
     write_report(report_dir, data, metrics, title=title, value_range=value_range)
     return metrics
-
-
-def _replace_manifest(directory: Path, manifest: Manifest) -> None:
-    """Rewrite manifest.json atomically: a reader sees the old or the new one, never a mix."""
-    text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False) + "\n"
-    path = directory / MANIFEST_FILE
-    fd, temp_name = tempfile.mkstemp(prefix=f".{MANIFEST_FILE}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        # mkstemp makes the file private; keep whoever could read the old manifest reading it.
-        shutil.copymode(path, temp_name)
-        Path(temp_name).replace(path)
-    finally:
-        Path(temp_name).unlink(missing_ok=True)
-
-
-def calibrate_artifact(
-    artifact_dir: Path,
-    good_folder: Path,
-    *,
-    quantile: float = DEFAULT_QUANTILE,
-    batch_size: int = 16,
-    device: str = "auto",
-) -> Manifest:
-    """Recalibrate an artifact in place from the good images in ``good_folder``.
-
-    Only the manifest's calibration changes; the weights (and their recorded hash) stay as
-    they are. Use images the model was not trained on: training images score optimistically low.
-    """
-    loaded = load_artifact(artifact_dir, resolve_device(device))
-    paths = folder_images(good_folder)
-    scores, _ = score_images(
-        loaded.model, loaded.preprocess, paths, batch_size=batch_size, device=device
-    )
-    manifest = dataclasses.replace(loaded.manifest, calibration=calibrate(scores, quantile))
-    _replace_manifest(artifact_dir, manifest)
-    return manifest

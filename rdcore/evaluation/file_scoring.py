@@ -12,6 +12,7 @@ import torch
 
 from rdcore.data.images import RGBImage, read_image
 from rdcore.data.preprocess import Preprocess
+from rdcore.device import resolve_device
 from rdcore.nn.model import ReverseDistillation
 
 FloatArray = npt.NDArray[np.float32]
@@ -24,13 +25,6 @@ class ScoredBatch(NamedTuple):
     images: list[RGBImage]
     scores: FloatArray
     maps: FloatArray
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' is CUDA when available, else CPU; anything else is passed to torch as is."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def score_batches(

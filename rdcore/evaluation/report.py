@@ -16,7 +16,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rdcore.calibration import Calibration
 from rdcore.data.images import encode_png, read_image
 from rdcore.data.overlay import heatmap_overlay
 from rdcore.evaluation.metrics import eval_extras
@@ -39,17 +38,6 @@ class EvaluationData:
     masks: npt.NDArray[np.bool_]
     threshold: float | None
     f1_threshold: float
-
-
-def calibrated_range(calibration: Calibration) -> tuple[float, float]:
-    """A heatmap colour range with the decision threshold at its middle.
-
-    It starts at the lowest peak score of the calibration's good images, so pixels scoring
-    like the calmest good image are blue and anything beyond the threshold turns yellow to red;
-    the same score gets the same colour in every image of a product line.
-    """
-    span = max(calibration.threshold - calibration.min, calibration.scale)
-    return calibration.threshold - span, calibration.threshold + span
 
 
 def _figure() -> Figure:

@@ -36,6 +36,16 @@ def symmetric_index(size: int, radius: int) -> Tensor:
     return torch.where(positions < size, positions, period - 1 - positions)
 
 
+def scale_maps(teacher: list[Tensor], student: list[Tensor], size: tuple[int, int]) -> list[Tensor]:
+    """Per scale, 1 - cos(teacher, student) along channels, upsampled to ``size`` (B, H, W)."""
+    maps = []
+    for t, s in zip(teacher, student, strict=True):
+        distance = 1.0 - F.cosine_similarity(t, s, dim=1)
+        up = F.interpolate(distance.unsqueeze(1), size=size, mode="bilinear", align_corners=True)
+        maps.append(up.squeeze(1))
+    return maps
+
+
 class GaussianBlur(nn.Module):
     """Separable Gaussian smoothing of (B, H, W) maps, equal to scipy's reflect-mode filter."""
 
@@ -59,16 +69,6 @@ class GaussianBlur(nn.Module):
         x = F.conv2d(x.index_select(2, rows), kernel.view(1, 1, -1, 1))
         x = F.conv2d(x.index_select(3, cols), kernel.view(1, 1, 1, -1))
         return x.squeeze(1)
-
-
-def scale_maps(teacher: list[Tensor], student: list[Tensor], size: tuple[int, int]) -> list[Tensor]:
-    """Per scale, 1 - cos(teacher, student) along channels, upsampled to ``size`` (B, H, W)."""
-    maps = []
-    for t, s in zip(teacher, student, strict=True):
-        distance = 1.0 - F.cosine_similarity(t, s, dim=1)
-        up = F.interpolate(distance.unsqueeze(1), size=size, mode="bilinear", align_corners=True)
-        maps.append(up.squeeze(1))
-    return maps
 
 
 class AnomalyMap(nn.Module):

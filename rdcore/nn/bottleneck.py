@@ -7,16 +7,12 @@ teacher's kind (layer4's depth, first block stride 2 with a 1x1 projection) comp
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1, conv3x3
 
-from rdcore.nn.layers import init_resnet_weights
+from rdcore.nn.layers import NormLayer, init_resnet_weights
 from rdcore.nn.teacher import Teacher
-
-NormLayer = Callable[[int], nn.Module]
 
 EMBEDDING_PLANES = 512
 

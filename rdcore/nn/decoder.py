@@ -7,15 +7,11 @@ as in RD4AD's ``de_resnet``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, conv1x1, conv3x3
 
-from rdcore.nn.layers import init_resnet_weights
+from rdcore.nn.layers import NormLayer, init_resnet_weights
 from rdcore.nn.teacher import Teacher
-
-NormLayer = Callable[[int], nn.Module]
 
 
 def deconv2x2(in_planes: int, out_planes: int, groups: int = 1) -> nn.ConvTranspose2d:
@@ -92,7 +88,7 @@ class DecoderBottleneck(nn.Module):
 DecoderBlock = type[DecoderBasicBlock] | type[DecoderBottleneck]
 
 
-class Decoder(nn.Module):
+class StudentDecoder(nn.Module):
     """Three upsampling stages; returns features in the teacher's order (finest first)."""
 
     def __init__(
@@ -141,7 +137,9 @@ class Decoder(nn.Module):
         return [fine, middle, coarse]
 
 
-def decoder_for(teacher: Teacher, in_channels: int) -> Decoder:
+def decoder_for(teacher: Teacher, in_channels: int) -> StudentDecoder:
     """The decoder that mirrors ``teacher``: same block kind, depths and base width."""
     block: DecoderBlock = DecoderBottleneck if teacher.block is Bottleneck else DecoderBasicBlock
-    return Decoder(block, in_channels, teacher.feature_channels, teacher.depths, teacher.base_width)
+    return StudentDecoder(
+        block, in_channels, teacher.feature_channels, teacher.depths, teacher.base_width
+    )

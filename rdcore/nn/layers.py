@@ -1,8 +1,13 @@
-"""Weight initialization shared by the bottleneck and the decoder."""
+"""What the bottleneck and the decoder share with torchvision's ResNet: norm layers, weight init."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
+
+# Norm layers are injected as a constructor taking the channel count, as in torchvision's ResNet.
+NormLayer = Callable[[int], nn.Module]
 
 
 def init_resnet_weights(module: nn.Module) -> None:

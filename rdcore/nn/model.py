@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from rdcore.config import ModelConfig
 from rdcore.nn.anomaly_map import AnomalyMap
 from rdcore.nn.bottleneck import OneClassBottleneck, bottleneck_for
-from rdcore.nn.decoder import Decoder, decoder_for
+from rdcore.nn.decoder import StudentDecoder, decoder_for
 from rdcore.nn.teacher import Teacher, build_teacher
 
 
@@ -37,7 +37,7 @@ class ReverseDistillation(nn.Module):
         config: ModelConfig,
         teacher: Teacher,
         bottleneck: OneClassBottleneck,
-        decoder: Decoder,
+        decoder: StudentDecoder,
     ) -> None:
         super().__init__()
         self.config = config

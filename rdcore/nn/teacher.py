@@ -14,6 +14,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from rdcore.config import BACKBONES
 from rdcore.errors import TeacherWeightsError
+from rdcore.nn.weights import load_exactly
 
 _BUILDERS: dict[str, Callable[..., ResNet]] = {
     "resnet18": models.resnet18,
@@ -30,7 +31,16 @@ _IMAGENET_WEIGHTS: dict[str, models.WeightsEnum] = {
     "wide_resnet50_2": models.Wide_ResNet50_2_Weights.IMAGENET1K_V1,
     "wide_resnet101_2": models.Wide_ResNet101_2_Weights.IMAGENET1K_V1,
 }
+# ResNet parts the Teacher drops: their weights are neither required nor checked.
 _UNUSED_PREFIXES = ("layer4.", "fc.")
+
+
+def _out_channels(layer: nn.Sequential) -> int:
+    last = layer[-1]
+    norm = last.bn3 if isinstance(last, Bottleneck) else last.bn2
+    if not isinstance(norm, nn.BatchNorm2d):
+        raise TypeError(f"expected a BatchNorm2d closing {type(last).__name__}, got {type(norm)}")
+    return norm.num_features
 
 
 class Teacher(nn.Module):
@@ -80,14 +90,6 @@ class Teacher(nn.Module):
         return [f1, f2, f3]
 
 
-def _out_channels(layer: nn.Sequential) -> int:
-    last = layer[-1]
-    norm = last.bn3 if isinstance(last, Bottleneck) else last.bn2
-    if not isinstance(norm, nn.BatchNorm2d):
-        raise TypeError(f"expected a BatchNorm2d closing {type(last).__name__}, got {type(norm)}")
-    return norm.num_features
-
-
 def load_teacher_state(path: Path) -> dict[str, Tensor]:
     """Read teacher weights from a safetensors or torch file, never unpickling arbitrary objects."""
     if not path.is_file():
@@ -123,24 +125,18 @@ def build_teacher(backbone: str, weights: str | Path = "imagenet") -> Teacher:
     if backbone not in _BUILDERS:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     resnet = _BUILDERS[backbone](weights=None)
-    if weights == "imagenet":
-        _load_into(resnet, _imagenet_state(backbone), f"torchvision {backbone} ImageNet weights")
-    elif weights != "random":
-        path = Path(weights)
-        _load_into(resnet, load_teacher_state(path), str(path))
-    return Teacher(resnet)
-
-
-def _load_into(resnet: ResNet, state: dict[str, Any], source: str) -> None:
-    used = {k: v for k, v in state.items() if not k.startswith(_UNUSED_PREFIXES)}
-    expected = {k for k in resnet.state_dict() if not k.startswith(_UNUSED_PREFIXES)}
-    missing, unexpected = expected - set(used), set(used) - expected
-    if missing or unexpected:
-        raise TeacherWeightsError(
-            f"{source} does not fit this backbone: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
+    if weights != "random":
+        if weights == "imagenet":
+            state, source = _imagenet_state(backbone), f"torchvision {backbone} ImageNet weights"
+        else:
+            path = Path(weights)
+            state, source = load_teacher_state(path), str(path)
+        load_exactly(
+            resnet,
+            state,
+            source=source,
+            target=f"the {backbone} backbone",
+            error=TeacherWeightsError,
+            ignore=_UNUSED_PREFIXES,
         )
-    try:
-        resnet.load_state_dict(used, strict=False)
-    except RuntimeError as exc:
-        raise TeacherWeightsError(f"{source} does not fit this backbone: {exc}") from exc
+    return Teacher(resnet)

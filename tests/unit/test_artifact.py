@@ -11,16 +11,10 @@ import torch
 
 import rdcore
 from rdcore import ArtifactError, ModelConfig, ReverseDistillation, reverse_distillation
-from rdcore.artifacts.artifact import (
-    MANIFEST_FILE,
-    WEIGHTS_FILE,
-    load_artifact,
-    read_manifest,
-    save_artifact,
-    sha256_file,
-    verify_artifact,
-)
+from rdcore.artifacts.artifact import load_artifact, read_manifest, save_artifact, verify_artifact
+from rdcore.artifacts.manifest import MANIFEST_FILE, WEIGHTS_FILE
 from rdcore.calibration import calibrate
+from rdcore.files import sha256_file
 
 CONFIG = ModelConfig(backbone="resnet18", image_size=64)
 TRAINING = {"epochs": 1, "lr": 0.005, "seed": 0, "batch_size": 2, "teacher_weights": "random"}

@@ -10,7 +10,8 @@ import torch
 
 from rdcore import ModelConfig, reverse_distillation
 from rdcore.artifacts.artifact import load_artifact, save_artifact
-from rdcore.artifacts.onnx_export import ExportError, export_onnx
+from rdcore.artifacts.onnx_export import export_onnx
+from rdcore.errors import ExportError
 
 onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 

@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
-from rdcore.artifacts.artifact import FORMAT_VERSION, LoadedModel, Manifest
+from rdcore.artifacts.artifact import LoadedModel
+from rdcore.artifacts.manifest import FORMAT_VERSION, Manifest
 from rdcore.calibration import calibrate
 from rdcore.data.images import decode_image
-from rdcore.evaluation.file_scoring import resolve_device
+from rdcore.data.overlay import heatmap_range
+from rdcore.device import resolve_device
 from worker.frames import DecodedFrame, FrameMeta, SourceRecord
 from worker.scoring import BatchScorer, HeatmapsFor, Prepared, render_heatmap
 
@@ -126,6 +128,14 @@ def test_render_heatmap_is_a_png_of_the_frame_size(
         render_heatmap(
             BatchScorer("cpu", heatmaps_for="none").score([Prepared(frames[0])], loaded)[0]
         )
+
+
+def test_heatmaps_use_the_models_calibrated_colour_scale(
+    module: ReverseDistillation, frames: list[DecodedFrame], raw_scores: np.ndarray
+) -> None:
+    loaded = loaded_model(module, float(np.median(raw_scores)))
+    scored = BatchScorer("cpu").score([Prepared(f) for f in frames], loaded)
+    assert {s.heatmap_range for s in scored} == {heatmap_range(loaded.calibration)}
 
 
 def test_resolve_device() -> None:

@@ -12,7 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifacts.artifact import Manifest, save_artifact
+from rdcore.artifacts.artifact import save_artifact
+from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
 from worker.errors import ModelLoadError, UnknownProductLine
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition

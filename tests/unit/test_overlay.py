@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rdcore.data.overlay import heatmap_overlay
+from rdcore.calibration import calibrate
+from rdcore.data.overlay import heatmap_overlay, heatmap_range
 
 IMAGE = np.full((32, 48, 3), 200, dtype=np.uint8)
 
@@ -47,3 +48,20 @@ def test_map_is_resized_to_the_image_and_blended() -> None:
 def test_empty_colour_range_is_refused() -> None:
     with pytest.raises(ValueError, match="vmax"):
         heatmap_overlay(IMAGE, np.zeros((4, 4)), 1.0, 1.0)
+
+
+def test_heatmap_range_puts_the_threshold_at_mid_scale() -> None:
+    calibration = calibrate([0.2, 0.3, 0.35, 0.4, 0.6], quantile=0.99)
+
+    vmin, vmax = heatmap_range(calibration)
+
+    assert (vmin + vmax) / 2 == pytest.approx(calibration.threshold)
+    assert vmin == pytest.approx(calibration.min)  # the calmest good image is blue
+
+
+def test_heatmap_range_of_constant_good_scores_is_not_empty() -> None:
+    calibration = calibrate([0.5, 0.5, 0.5], quantile=0.99)
+
+    vmin, vmax = heatmap_range(calibration)
+
+    assert vmin < calibration.threshold < vmax

@@ -15,7 +15,9 @@ from rdcore.data.synthetic import defective_image, good_image, write_image_folde
 from rdcore.errors import ArtifactError
 from rdcore.evaluation.file_scoring import score_images
 from rdcore.evaluation.metrics import image_auroc
-from rdcore.training.train import CHECKPOINT_DIR, TrainSettings, train
+from rdcore.training.checkpoint import CHECKPOINT_DIR
+from rdcore.training.settings import TrainSettings
+from rdcore.training.train import train
 
 pytestmark = pytest.mark.slow
 

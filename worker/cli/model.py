@@ -23,12 +23,14 @@ from rdcore.calibration import normalize
 from rdcore.config import BACKBONES, MAP_MODES, MapMode, ModelConfig
 from rdcore.data.folders import folder_images
 from rdcore.data.images import encode_png
-from rdcore.data.overlay import heatmap_overlay
+from rdcore.data.overlay import heatmap_overlay, heatmap_range
+from rdcore.device import resolve_device
 from rdcore.errors import RdcoreError
-from rdcore.evaluation.evaluate import calibrate_artifact, evaluate
-from rdcore.evaluation.file_scoring import resolve_device, score_batches
-from rdcore.evaluation.report import calibrated_range
-from rdcore.training.train import TrainSettings, train
+from rdcore.evaluation.evaluate import evaluate
+from rdcore.evaluation.file_scoring import score_batches
+from rdcore.evaluation.recalibrate import calibrate_artifact
+from rdcore.training.settings import TrainSettings
+from rdcore.training.train import train
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -230,7 +232,7 @@ def score_command(
             }
             typer.echo(json.dumps(record))
             if overlays is not None:
-                overlay = heatmap_overlay(image, anomaly_map, *calibrated_range(calibration))
+                overlay = heatmap_overlay(image, anomaly_map, *heatmap_range(calibration))
                 (overlays / next(names)).write_bytes(encode_png(overlay))
 
 
