@@ -74,8 +74,7 @@ class FrameDecoder:
                 "missing_product_line", "header 'product_line' is missing or empty"
             )
         return FrameMeta(
-            frame_id=record.header("frame_id")
-            or f"{record.topic}:{record.partition}:{record.offset}",
+            frame_id=record.frame_id_or_position(":", strict=True),
             product_line=product_line,
             camera_id=record.header("camera_id") or _camera_from_key(record.key),
             captured_at_ms=self._captured_at(record),

@@ -37,6 +37,20 @@ class SourceRecord:
                 return value.decode("utf-8")
         return None
 
+    def frame_id_or_position(self, sep: str, *, strict: bool = False) -> str:
+        """The frame-id header; ``{topic}{sep}{partition}{sep}{offset}`` when it is absent or empty.
+
+        A frame id that is not UTF-8 falls back too, unless ``strict``: then UnicodeDecodeError
+        propagates, for the frame decoder to reject the record as a bad header.
+        """
+        try:
+            frame_id = self.header("frame_id")
+        except UnicodeDecodeError:
+            if strict:
+                raise
+            frame_id = None
+        return frame_id or f"{self.topic}{sep}{self.partition}{sep}{self.offset}"
+
 
 @dataclass(frozen=True)
 class FrameMeta:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from worker.frames import SourceRecord, TopicPartition
-from worker.pipeline.offsets import OffsetTracker
+from worker.pipeline.offsets import OffsetLedger
 
 pytestmark = pytest.mark.unit
 
@@ -19,7 +19,7 @@ def rec(offset: int, partition: int = 0) -> SourceRecord:
 
 
 def test_out_of_order_completion_never_commits_past_an_unfinished_frame() -> None:
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     records = [rec(o) for o in range(5)]
     for r in records:
         tracker.track(r)
@@ -36,7 +36,7 @@ def test_out_of_order_completion_never_commits_past_an_unfinished_frame() -> Non
 
 
 def test_only_partitions_that_moved_since_the_last_commit() -> None:
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     a, b = rec(0, 0), rec(0, 1)
     tracker.track(a)
     tracker.track(b)
@@ -53,7 +53,7 @@ def test_only_partitions_that_moved_since_the_last_commit() -> None:
 
 def test_gaps_in_offsets_are_not_waited_for() -> None:
     """Kafka offsets can skip (compaction, transaction markers)."""
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     for offset in (3, 7):
         tracker.track(rec(offset))
     tracker.done(rec(3))
@@ -63,7 +63,7 @@ def test_gaps_in_offsets_are_not_waited_for() -> None:
 
 
 def test_revoke_forgets_partitions_and_their_pending_frames() -> None:
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     for partition in (0, 1):
         for offset in range(3):
             tracker.track(rec(offset, partition))
@@ -81,7 +81,7 @@ def test_revoke_forgets_partitions_and_their_pending_frames() -> None:
 
 
 def test_misuse_is_loud() -> None:
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     tracker.track(rec(5))
     with pytest.raises(ValueError, match="increase"):
         tracker.track(rec(5))
@@ -106,7 +106,7 @@ def expected_commit(tracked: list[int], done: set[int]) -> int | None:
 def test_matches_a_brute_force_model_under_random_interleavings(seed: int) -> None:
     rng = random.Random(seed)
     partitions = [TopicPartition("frames", p) for p in range(rng.randint(1, 12))]
-    tracker = OffsetTracker()
+    tracker = OffsetLedger()
     tracked: dict[TopicPartition, list[int]] = {tp: [] for tp in partitions}
     done: dict[TopicPartition, set[int]] = {tp: set() for tp in partitions}
     committed: dict[TopicPartition, int] = {}

@@ -28,11 +28,7 @@ def _bytes_field(data: bytes) -> dict[str, str]:
 
 
 def _name_for(record: SourceRecord) -> str:
-    try:
-        frame_id = record.header("frame_id")
-    except UnicodeDecodeError:
-        frame_id = None
-    return safe_segment(frame_id or f"{record.topic}-{record.partition}-{record.offset}")
+    return safe_segment(record.frame_id_or_position("-"))
 
 
 class DirectoryDeadLetterSink:

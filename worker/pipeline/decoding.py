@@ -1,0 +1,68 @@
+"""The decode stage: polled records are decoded and preprocessed on the CPU pool."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future
+
+from rdcore.data.preprocess import Preprocess
+from worker.frame_decoder import FrameDecoder
+from worker.frames import Rejection, SourceRecord
+from worker.pipeline.offsets import OffsetLedger
+from worker.pipeline.work import InFlightFrame, RejectOutput, Ticket
+from worker.scoring import Prepared
+
+
+class DecodeStage:
+    """Called by the loop thread; ``_prepare`` runs on the CPU pool."""
+
+    def __init__(
+        self,
+        decoder: FrameDecoder,
+        cpu: Executor,
+        preprocess_by_line: Mapping[str, Preprocess],
+        ledger: OffsetLedger,
+    ) -> None:
+        self._decoder = decoder
+        self._cpu = cpu
+        self._preprocess_by_line = preprocess_by_line
+        self._ledger = ledger
+        self._decoding: deque[tuple[Ticket, Future[Prepared | Rejection]]] = deque()
+
+    def __len__(self) -> int:
+        """Records submitted and not collected yet."""
+        return len(self._decoding)
+
+    def submit(self, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            self._decoding.append((ticket, self._cpu.submit(self._prepare, ticket.record)))
+
+    def collect(self) -> list[InFlightFrame | RejectOutput]:
+        """What finished, up to the first record still decoding; stale tickets are dropped.
+
+        In poll order, so the frames of one camera keep their order within a product line.
+        """
+        collected: list[InFlightFrame | RejectOutput] = []
+        while self._decoding and self._decoding[0][1].done():
+            ticket, future = self._decoding.popleft()
+            if self._ledger.is_stale(ticket):
+                continue
+            result = future.result()
+            if isinstance(result, Rejection):
+                collected.append(RejectOutput(ticket, result))
+            else:
+                collected.append(InFlightFrame(ticket, result))
+        return collected
+
+    def futures(self) -> list[Future[Prepared | Rejection]]:
+        return [future for _, future in self._decoding]
+
+    def _prepare(self, record: SourceRecord) -> Prepared | Rejection:
+        """CPU pool: decode and, when the product line's preprocessing is known, preprocess."""
+        decoded = self._decoder.decode(record)
+        if isinstance(decoded, Rejection):
+            return decoded
+        preprocess = self._preprocess_by_line.get(decoded.meta.product_line)
+        tensor = None if preprocess is None else preprocess(decoded.image)
+        return Prepared(decoded, tensor, preprocess)
