@@ -1,9 +1,18 @@
-"""How the worker's Kafka clients (frame consumer, dead-letter producer) authenticate."""
+"""What every Kafka client of rdqc shares: the brokers, how it authenticates, its client id.
+
+The frame consumer (sources/kafka.py), the dead-letter producer (sinks/kafka_dead_letters.py)
+and ``rdqc send`` take their common kafka-python keyword arguments from ``client_kwargs``; each
+keeps its own options (acks, idempotence, timeouts, group) at its call site.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    # Only the type: the Kafka backends stay importable without pydantic-settings.
+    from worker.settings import KafkaSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
@@ -29,15 +38,39 @@ class KafkaSecurity:
                 "password"
             )
 
-    def client_config(self) -> dict[str, str]:
-        """The kafka-python keyword arguments, only those that are set."""
-        config = {
-            "security_protocol": self.protocol,
-            "sasl_mechanism": self.sasl_mechanism,
-            "sasl_plain_username": self.sasl_username,
-            "sasl_plain_password": self.sasl_password,
-            "ssl_cafile": self.ssl_cafile,
-            "ssl_certfile": self.ssl_certfile,
-            "ssl_keyfile": self.ssl_keyfile,
-        }
-        return {name: value for name, value in config.items() if value is not None}
+    @classmethod
+    def from_settings(cls, kafka: KafkaSettings) -> KafkaSecurity:
+        password = kafka.sasl_password
+        return cls(
+            protocol=kafka.security_protocol,
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_username=kafka.sasl_username,
+            sasl_password=password.get_secret_value() if password else None,
+            ssl_cafile=kafka.ssl_cafile,
+            ssl_certfile=kafka.ssl_certfile,
+            ssl_keyfile=kafka.ssl_keyfile,
+        )
+
+
+def client_kwargs(
+    bootstrap_servers: str | list[str],
+    security: KafkaSecurity,
+    *,
+    client_id: str | None = None,
+) -> dict[str, object]:
+    """The kafka-python keyword arguments a producer or consumer shares, only those that are set.
+
+    Without ``client_id`` kafka-python names the client itself.
+    """
+    config: dict[str, object] = {
+        "bootstrap_servers": bootstrap_servers,
+        "client_id": client_id,
+        "security_protocol": security.protocol,
+        "sasl_mechanism": security.sasl_mechanism,
+        "sasl_plain_username": security.sasl_username,
+        "sasl_plain_password": security.sasl_password,
+        "ssl_cafile": security.ssl_cafile,
+        "ssl_certfile": security.ssl_certfile,
+        "ssl_keyfile": security.ssl_keyfile,
+    }
+    return {name: value for name, value in config.items() if value is not None}

@@ -1,4 +1,6 @@
-"""The worker process: settings -> backends -> pipeline, with logging, metrics, probes, signals.
+"""The worker process: logging, signals, metrics and probe servers around the pipeline's run.
+
+The pipeline itself is composed from the settings in worker/wiring.py.
 
 Shutdown order on SIGTERM or SIGINT: the pipeline stops polling, finishes decodes and in-flight
 batches, flushes every sink, commits, then closes; the metrics and probe servers go last, so a
@@ -13,61 +15,13 @@ from types import FrameType
 
 import structlog
 
-from rdcore.device import resolve_device
-from worker.frame_decoder import FrameDecoder
-from worker.modelstore.store import CachingModelStore, ModelLoadEvent
 from worker.observability.health import Health
 from worker.observability.logs import configure_logging
 from worker.observability.prometheus import Metrics
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.scoring import BatchScorer
 from worker.settings import Settings
-from worker.wiring import backends
+from worker.wiring import build_pipeline
 
 log = structlog.get_logger("rdqc.service")
-
-
-def build_pipeline(settings: Settings, metrics: Metrics, health: Health) -> Pipeline:
-    wired = backends(settings)
-    device = resolve_device(settings.device)
-
-    def record_load(event: ModelLoadEvent) -> None:
-        metrics.model_load(event.product_line, event.ok)
-
-    models = CachingModelStore(
-        wired.models,
-        settings.models.cache_dir,
-        device,
-        max_resident=settings.models.max_resident,
-        warmup=settings.models.warmup,
-        on_load=record_load,
-    )
-    config = PipelineConfig(
-        max_batch_size=settings.batching.max_size,
-        max_wait_s=settings.batching.max_wait_ms / 1000.0,
-        max_queue=settings.batching.max_queue,
-        max_poll_records=settings.kafka.max_poll_records,
-        decode_threads=settings.decode_threads,
-        model_poll_s=settings.models.poll_s,
-        shutdown_grace_s=settings.shutdown_grace_s,
-    )
-    return Pipeline(
-        source=wired.source,
-        dead_letters=wired.dead_letters,
-        scores=wired.scores,
-        heatmaps=wired.heatmaps,
-        models=models,
-        decoder=FrameDecoder(
-            settings.max_payload_bytes, settings.min_dimension, settings.max_dimension
-        ),
-        scorer=BatchScorer(
-            device, settings.precision, settings.channels_last, settings.heatmaps_for
-        ),
-        config=config,
-        worker_id=settings.worker_id,
-        metrics=metrics,
-        health=health,
-    )
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

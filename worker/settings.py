@@ -4,8 +4,8 @@ Nested sections use ``__``: ``RDQC_KAFKA__TOPIC=frames.inbound``. The env file i
 ``$RDQC_ENV_FILE`` if set, else ``.stack/stack.env`` (written by ``make stack-up``); a missing
 file is fine. Environment variables win over the file.
 
-Backends are chosen by URL scheme (``parse_backend_url``): ``source`` kafka|dir|video,
-``dead_letters`` kafka|dir, ``models`` s3|dir, ``scores`` redis|file, ``heatmaps`` s3|dir.
+Backends are chosen by URL scheme (``parse_backend_url``); ``BACKEND_SCHEMES`` lists the schemes
+each port accepts.
 The model store section is both a URL and a section: ``RDQC_MODELS=s3://rdqc-models`` sets
 ``models.url`` while ``RDQC_MODELS__POLL_S=10`` tunes it, as the Helm chart does.
 """
@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -39,6 +40,16 @@ _SECURITY_PROTOCOLS_WITH_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 Positive = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
+# The URL schemes each port accepts, the one list of them: worker/wiring.py has a backend factory
+# for each (a unit test holds the two together). Error messages list them in this order.
+BACKEND_SCHEMES: Mapping[str, tuple[str, ...]] = {
+    "source": ("kafka", "dir", "video"),
+    "dead_letters": ("kafka", "dir"),
+    "models": ("s3", "dir"),
+    "scores": ("redis", "file"),
+    "heatmaps": ("s3", "dir"),
+}
+
 
 def parse_backend_url(url: str) -> tuple[str, str]:
     """``"kafka://"`` -> ``("kafka", "")``, ``"dir://./frames"`` -> ``("dir", "./frames")``."""
@@ -48,8 +59,10 @@ def parse_backend_url(url: str) -> tuple[str, str]:
     return scheme.lower(), rest
 
 
-def check_backend_url(field: str, url: str, allowed: tuple[str, ...]) -> str:
+def check_backend_url(field: str, url: str) -> str:
+    """``url`` if its scheme is one ``BACKEND_SCHEMES`` allows for the port ``field``."""
     scheme, _ = parse_backend_url(url)
+    allowed = BACKEND_SCHEMES[field]
     if scheme not in allowed:
         choices = ", ".join(f"{s}://" for s in allowed)
         raise ValueError(f"{field}: unknown scheme {scheme!r} in {url!r}; allowed: {choices}")
@@ -145,7 +158,7 @@ class ModelStoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, url: str) -> str:
-        return check_backend_url("models", url, ("s3", "dir"))
+        return check_backend_url("models", url)
 
     @field_validator("cache_dir")
     @classmethod
@@ -195,22 +208,22 @@ class Settings(BaseSettings):
     @field_validator("source")
     @classmethod
     def _source_scheme(cls, url: str) -> str:
-        return check_backend_url("source", url, ("kafka", "dir", "video"))
+        return check_backend_url("source", url)
 
     @field_validator("dead_letters")
     @classmethod
     def _dead_letters_scheme(cls, url: str) -> str:
-        return url and check_backend_url("dead_letters", url, ("kafka", "dir"))
+        return url and check_backend_url("dead_letters", url)
 
     @field_validator("scores")
     @classmethod
     def _scores_scheme(cls, url: str) -> str:
-        return check_backend_url("scores", url, ("redis", "file"))
+        return check_backend_url("scores", url)
 
     @field_validator("heatmaps")
     @classmethod
     def _heatmaps_scheme(cls, url: str) -> str:
-        return check_backend_url("heatmaps", url, ("s3", "dir"))
+        return check_backend_url("heatmaps", url)
 
     @field_validator("models", mode="before")
     @classmethod

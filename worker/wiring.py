@@ -1,21 +1,27 @@
-"""Settings -> backends: the one place that knows which backend sits behind each port.
+"""The composition root: Settings -> backends, model store and Pipeline.
 
 URLs (docs/contracts.md, README): ``kafka://[TOPIC]`` (brokers from the kafka section),
 ``dir://PATH``, ``video://FILE?product_line=NAME``, ``file://PATH``, ``redis://`` (the redis
 section's URL) or a full Redis URL, ``s3://[BUCKET]`` (endpoint and keys from the s3 section).
-Backend modules are imported only when chosen, so the embedded default never loads a Kafka or
-S3 client.
+Each port has one factory per scheme ``settings.BACKEND_SCHEMES`` allows it, called with the
+URL's location. Backend modules are imported only when chosen, so the embedded default never
+loads a Kafka or S3 client.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
-from minio import Minio
-
+from rdcore.device import resolve_device
+from worker.frame_decoder import FrameDecoder
 from worker.kafka_client import KafkaSecurity
+from worker.modelstore.store import CachingModelStore, ModelLoadEvent
+from worker.observability.health import Health
+from worker.observability.prometheus import Metrics
+from worker.pipeline import Pipeline, PipelineConfig
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
+from worker.scoring import BatchScorer
 from worker.settings import Settings, parse_backend_url
 
 
@@ -28,118 +34,150 @@ class Backends:
     models: ModelRepository
 
 
-def kafka_security(settings: Settings) -> KafkaSecurity:
+def _kafka_source(settings: Settings, topic: str) -> FrameSource:
+    from worker.sources.kafka import KafkaFrameSource
+
     kafka = settings.kafka
-    return KafkaSecurity(
-        protocol=kafka.security_protocol,
-        sasl_mechanism=kafka.sasl_mechanism,
-        sasl_username=kafka.sasl_username,
-        sasl_password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
-        ssl_cafile=kafka.ssl_cafile,
-        ssl_certfile=kafka.ssl_certfile,
-        ssl_keyfile=kafka.ssl_keyfile,
+    return KafkaFrameSource(
+        kafka.bootstrap_servers,
+        topic or kafka.topic,
+        kafka.group_id,
+        kafka.client_id,
+        max_poll_records=kafka.max_poll_records,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        security=KafkaSecurity.from_settings(kafka),
     )
 
 
-def s3_client(settings: Settings) -> Minio:
-    endpoint = urlparse(settings.s3.endpoint)
-    if not endpoint.hostname:
-        raise ValueError(f"s3.endpoint {settings.s3.endpoint!r} has no host")
-    access = settings.s3.access_key
-    secret = settings.s3.secret_key
-    return Minio(
-        endpoint.netloc,
-        access_key=access.get_secret_value() if access else None,
-        secret_key=secret.get_secret_value() if secret else None,
-        secure=endpoint.scheme == "https",
-        region=settings.s3.region,
-    )
+def _video_source(_settings: Settings, location: str) -> FrameSource:
+    from worker.sources.video import video_source_from_url
+
+    return video_source_from_url(location)
 
 
-def frame_source(settings: Settings) -> FrameSource:
-    scheme, location = parse_backend_url(settings.source)
-    if scheme == "kafka":
-        from worker.sources.kafka import KafkaFrameSource
-
-        kafka = settings.kafka
-        return KafkaFrameSource(
-            kafka.bootstrap_servers,
-            location or kafka.topic,
-            kafka.group_id,
-            kafka.client_id,
-            max_poll_records=kafka.max_poll_records,
-            max_poll_interval_ms=kafka.max_poll_interval_ms,
-            session_timeout_ms=kafka.session_timeout_ms,
-            security=kafka_security(settings),
-        )
-    if scheme == "video":
-        from worker.sources.video import video_source_from_url
-
-        return video_source_from_url(location)
+def _directory_source(_settings: Settings, location: str) -> FrameSource:
     from worker.sources.directory import DirectoryFrameSource
 
     return DirectoryFrameSource(location)
 
 
-def dead_letter_sink(settings: Settings) -> DeadLetterSink:
-    scheme, location = parse_backend_url(settings.dead_letters)
-    if scheme == "kafka":
-        from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
+def _kafka_dead_letters(settings: Settings, topic: str) -> DeadLetterSink:
+    from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
 
-        return KafkaDeadLetterSink(
-            settings.kafka.bootstrap_servers,
-            location or settings.kafka.dlq_topic,
-            worker_id=settings.worker_id,
-            security=kafka_security(settings),
-        )
+    return KafkaDeadLetterSink(
+        settings.kafka.bootstrap_servers,
+        topic or settings.kafka.dlq_topic,
+        worker_id=settings.worker_id,
+        security=KafkaSecurity.from_settings(settings.kafka),
+    )
+
+
+def _directory_dead_letters(settings: Settings, location: str) -> DeadLetterSink:
     from worker.sinks.directory_dead_letters import DirectoryDeadLetterSink
 
     return DirectoryDeadLetterSink(location, worker_id=settings.worker_id)
 
 
-def score_sink(settings: Settings) -> ScoreSink:
-    scheme, location = parse_backend_url(settings.scores)
-    if scheme == "redis":
-        from worker.sinks.redis_scores import RedisScoreSink
+def _redis_scores(settings: Settings, location: str) -> ScoreSink:
+    from worker.sinks.redis_scores import RedisScoreSink
 
-        redis = settings.redis
-        url = settings.scores if location else redis.url.get_secret_value()
-        return RedisScoreSink(
-            url,
-            redis.prefix,
-            ttl_s=redis.ttl_s,
-            stream_maxlen=redis.stream_maxlen,
-            flagged_maxlen=redis.flagged_maxlen,
-        )
+    redis = settings.redis
+    url = settings.scores if location else redis.url.get_secret_value()
+    return RedisScoreSink(
+        url,
+        redis.prefix,
+        ttl_s=redis.ttl_s,
+        stream_maxlen=redis.stream_maxlen,
+        flagged_maxlen=redis.flagged_maxlen,
+    )
+
+
+def _jsonl_scores(_settings: Settings, location: str) -> ScoreSink:
     from worker.sinks.jsonl_scores import JsonlScoreSink
 
     return JsonlScoreSink(location)
 
 
-def heatmap_sink(settings: Settings) -> HeatmapSink:
-    scheme, location = parse_backend_url(settings.heatmaps)
-    if scheme == "s3":
-        from worker.sinks.s3_heatmaps import S3HeatmapSink
+def _s3_heatmaps(settings: Settings, bucket: str) -> HeatmapSink:
+    from worker.s3_client import s3_client
+    from worker.sinks.s3_heatmaps import S3HeatmapSink
 
-        return S3HeatmapSink(s3_client(settings), location or settings.s3.heatmap_bucket)
+    return S3HeatmapSink(s3_client(settings.s3), bucket or settings.s3.heatmap_bucket)
+
+
+def _directory_heatmaps(_settings: Settings, location: str) -> HeatmapSink:
     from worker.sinks.directory_heatmaps import DirectoryHeatmapSink
 
     return DirectoryHeatmapSink(location)
 
 
-def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRepository:
-    scheme, location = parse_backend_url(settings.models.url)
-    if scheme == "s3":
-        from worker.modelstore.s3 import S3ModelRepository
+def _s3_models(settings: Settings, bucket: str, for_publishing: bool) -> ModelRepository:
+    from worker.modelstore.s3 import S3ModelRepository
+    from worker.s3_client import s3_client
 
-        return S3ModelRepository(
-            s3_client(settings),
-            location or settings.s3.model_bucket,
-            create_bucket=for_publishing,
-        )
+    return S3ModelRepository(
+        s3_client(settings.s3),
+        bucket or settings.s3.model_bucket,
+        create_bucket=for_publishing,
+    )
+
+
+def _directory_models(_settings: Settings, location: str, _for_publishing: bool) -> ModelRepository:
     from worker.modelstore.directory import DirectoryModelRepository
 
     return DirectoryModelRepository(location)
+
+
+# One table per port, keyed by URL scheme; factories get the settings and the URL's location.
+SOURCES: Mapping[str, Callable[[Settings, str], FrameSource]] = {
+    "kafka": _kafka_source,
+    "dir": _directory_source,
+    "video": _video_source,
+}
+DEAD_LETTER_SINKS: Mapping[str, Callable[[Settings, str], DeadLetterSink]] = {
+    "kafka": _kafka_dead_letters,
+    "dir": _directory_dead_letters,
+}
+SCORE_SINKS: Mapping[str, Callable[[Settings, str], ScoreSink]] = {
+    "redis": _redis_scores,
+    "file": _jsonl_scores,
+}
+HEATMAP_SINKS: Mapping[str, Callable[[Settings, str], HeatmapSink]] = {
+    "s3": _s3_heatmaps,
+    "dir": _directory_heatmaps,
+}
+# The model factories also learn whether the repository is for publishing (``rdqc publish``).
+MODEL_REPOSITORIES: Mapping[str, Callable[[Settings, str, bool], ModelRepository]] = {
+    "s3": _s3_models,
+    "dir": _directory_models,
+}
+
+
+def frame_source(settings: Settings) -> FrameSource:
+    scheme, location = parse_backend_url(settings.source)
+    return SOURCES[scheme](settings, location)
+
+
+def dead_letter_sink(settings: Settings) -> DeadLetterSink:
+    scheme, location = parse_backend_url(settings.dead_letters)
+    return DEAD_LETTER_SINKS[scheme](settings, location)
+
+
+def score_sink(settings: Settings) -> ScoreSink:
+    scheme, location = parse_backend_url(settings.scores)
+    return SCORE_SINKS[scheme](settings, location)
+
+
+def heatmap_sink(settings: Settings) -> HeatmapSink:
+    scheme, location = parse_backend_url(settings.heatmaps)
+    return HEATMAP_SINKS[scheme](settings, location)
+
+
+def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRepository:
+    """``for_publishing`` lets an S3 repository create its bucket; a worker expects it to exist."""
+    scheme, location = parse_backend_url(settings.models.url)
+    return MODEL_REPOSITORIES[scheme](settings, location, for_publishing)
 
 
 def backends(settings: Settings) -> Backends:
@@ -149,4 +187,47 @@ def backends(settings: Settings) -> Backends:
         scores=score_sink(settings),
         heatmaps=heatmap_sink(settings),
         models=model_repository(settings),
+    )
+
+
+def build_pipeline(settings: Settings, metrics: Metrics, health: Health) -> Pipeline:
+    wired = backends(settings)
+    device = resolve_device(settings.device)
+
+    def record_load(event: ModelLoadEvent) -> None:
+        metrics.model_load(event.product_line, event.ok)
+
+    models = CachingModelStore(
+        wired.models,
+        settings.models.cache_dir,
+        device,
+        max_resident=settings.models.max_resident,
+        warmup=settings.models.warmup,
+        on_load=record_load,
+    )
+    config = PipelineConfig(
+        max_batch_size=settings.batching.max_size,
+        max_wait_s=settings.batching.max_wait_ms / 1000.0,
+        max_queue=settings.batching.max_queue,
+        max_poll_records=settings.kafka.max_poll_records,
+        decode_threads=settings.decode_threads,
+        model_poll_s=settings.models.poll_s,
+        shutdown_grace_s=settings.shutdown_grace_s,
+    )
+    return Pipeline(
+        source=wired.source,
+        dead_letters=wired.dead_letters,
+        scores=wired.scores,
+        heatmaps=wired.heatmaps,
+        models=models,
+        decoder=FrameDecoder(
+            settings.max_payload_bytes, settings.min_dimension, settings.max_dimension
+        ),
+        scorer=BatchScorer(
+            device, settings.precision, settings.channels_last, settings.heatmaps_for
+        ),
+        config=config,
+        worker_id=settings.worker_id,
+        metrics=metrics,
+        health=health,
     )

@@ -93,15 +93,15 @@ def send_command(
     from kafka import KafkaProducer
 
     from worker.cli.camera_sim import frames_from, send_frames
-    from worker.wiring import kafka_security
+    from worker.kafka_client import KafkaSecurity, client_kwargs
 
     settings = load_settings()
     frames = frames_from(source)
+    servers = bootstrap_servers or settings.kafka.bootstrap_servers
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap_servers or settings.kafka.bootstrap_servers,
+        **client_kwargs(servers, KafkaSecurity.from_settings(settings.kafka)),
         acks="all",
         max_request_size=settings.max_payload_bytes + 65536,
-        **kafka_security(settings).client_config(),
     )
     try:
         sent = send_frames(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import urllib3.exceptions
 from minio import Minio
-from minio.error import MinioException, S3Error
+from minio.error import S3Error
 
 from worker.errors import ModelLoadError, ModelPublishError
 from worker.modelstore.layout import (
@@ -18,8 +17,7 @@ from worker.modelstore.layout import (
     pointer_key,
 )
 from worker.ports import ModelPointer
-
-_S3_ERRORS = (MinioException, urllib3.exceptions.HTTPError)
+from worker.s3_client import S3_ERRORS
 
 
 class S3ModelRepository:
@@ -36,7 +34,7 @@ class S3ModelRepository:
             if not self._create_bucket:
                 raise ModelLoadError(f"model bucket s3://{self._bucket} does not exist")
             self._client.make_bucket(self._bucket)
-        except _S3_ERRORS as exc:
+        except S3_ERRORS as exc:
             raise ModelLoadError(f"model bucket s3://{self._bucket}: {exc}") from exc
 
     def pointer(self, product_line: str) -> ModelPointer | None:
@@ -52,7 +50,7 @@ class S3ModelRepository:
             if exc.code == "NoSuchKey":
                 return None
             raise ModelLoadError(f"cannot read s3://{self._bucket}/{key}: {exc}") from exc
-        except _S3_ERRORS as exc:
+        except S3_ERRORS as exc:
             raise ModelLoadError(f"cannot read s3://{self._bucket}/{key}: {exc}") from exc
         return decode_pointer(data, f"s3://{self._bucket}/{key}")
 
@@ -62,7 +60,7 @@ class S3ModelRepository:
             try:
                 # Downloads to a temp file and renames it, so a file is whole or absent.
                 self._client.fget_object(self._bucket, key, str(Path(destination) / name))
-            except _S3_ERRORS as exc:
+            except S3_ERRORS as exc:
                 raise ModelLoadError(f"cannot download s3://{self._bucket}/{key}: {exc}") from exc
 
     def publish(
@@ -80,7 +78,7 @@ class S3ModelRepository:
             self._client.put_object(
                 self._bucket, key, io.BytesIO(data), len(data), content_type="application/json"
             )
-        except _S3_ERRORS as exc:
+        except S3_ERRORS as exc:
             raise ModelPublishError(
                 f"cannot publish {product_line}/{version} to s3://{self._bucket}: {exc}"
             ) from exc

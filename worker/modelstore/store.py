@@ -1,8 +1,8 @@
 """The live models of the product lines a worker sees: loaded on first use, hot-swapped.
 
-A model is downloaded once into ``cache_dir/{product_line}/{version}/`` (into a temp directory
-first, renamed into place once verified, so the cache only ever holds whole artifacts), loaded,
-checked against the pointer's SHA-256, warmed up with one forward pass and kept in a bounded LRU.
+A model is fetched once into the local download cache (modelstore/cache.py), where it is checked
+against the pointer's SHA-256, then loaded, warmed up with one forward pass and kept in a
+bounded LRU.
 ``refresh`` loads a new version completely before it swaps it in, so frames are always scored by
 a ready model, and a version that fails to load leaves the old one serving.
 
@@ -12,8 +12,6 @@ A product line whose load just failed (or which has no model) fails fast for
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 import zlib
@@ -25,9 +23,10 @@ from pathlib import Path
 import structlog
 import torch
 
-from rdcore.artifacts.artifact import LoadedModel, check_safe_name, load_artifact, verify_artifact
+from rdcore.artifacts.artifact import LoadedModel, check_safe_name, load_artifact
 from rdcore.errors import ArtifactError
 from worker.errors import ModelLoadError, UnknownProductLine
+from worker.modelstore.cache import DownloadCache, warm_up
 from worker.ports import ModelPointer, ModelRepository, ModelSwap
 
 log = structlog.get_logger(__name__)
@@ -74,7 +73,7 @@ class CachingModelStore:
         if max_resident <= 0:
             raise ValueError(f"max_resident must be > 0, got {max_resident}")
         self._repository = repository
-        self._cache_dir = Path(cache_dir)
+        self._downloads = DownloadCache(repository, cache_dir)
         self._device = device
         self._max_resident = max_resident
         self._warmup = warmup
@@ -200,10 +199,10 @@ class CachingModelStore:
         """Fetch, verify, load and warm up one version; any failure is a ModelLoadError."""
         started = time.monotonic()
         try:
-            directory = self._fetch(product_line, pointer)
+            directory = self._downloads.fetch(product_line, pointer)
             model = load_artifact(directory, self._device)
             if self._warmup:
-                self._warm_up(model)
+                warm_up(model)
         except Exception as exc:
             # Whatever broke (storage, a corrupt file, torch), the caller needs one answer.
             self._report(product_line, pointer.version, started, str(exc))
@@ -213,49 +212,6 @@ class CachingModelStore:
         self._report(product_line, pointer.version, started, None)
         log.info("model_loaded", product_line=product_line, version=model.version)
         return model
-
-    def _fetch(self, product_line: str, pointer: ModelPointer) -> Path:
-        """The verified local copy of the pointer's version, downloaded if not cached yet."""
-        final = self._cache_dir / product_line / pointer.version
-        manifest = None
-        if final.is_dir():
-            try:
-                manifest = verify_artifact(final)
-            except ArtifactError as exc:
-                log.warning("model_cache_corrupt_redownloading", path=str(final), error=str(exc))
-                shutil.rmtree(final)
-        if manifest is None:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            temp = Path(tempfile.mkdtemp(prefix=f".{pointer.version}.", dir=final.parent))
-            try:
-                self._repository.download(product_line, pointer.version, str(temp))
-                manifest = verify_artifact(temp)
-                try:
-                    temp.rename(final)
-                except OSError:
-                    # Another worker sharing the cache put the same version there first.
-                    manifest = verify_artifact(final)
-            finally:
-                shutil.rmtree(temp, ignore_errors=True)
-        if manifest.weights_sha256 != pointer.sha256:
-            raise ArtifactError(
-                f"the pointer of {product_line} names weights sha256 {pointer.sha256}, but "
-                f"version {pointer.version} has {manifest.weights_sha256}: the upload is corrupt "
-                "or the pointer is stale"
-            )
-        if manifest.product_line != product_line or manifest.model_version != pointer.version:
-            raise ArtifactError(
-                f"{product_line}/{pointer.version} holds the model "
-                f"{manifest.product_line}/{manifest.model_version}"
-            )
-        return final
-
-    def _warm_up(self, model: LoadedModel) -> None:
-        """One forward pass, so the first real batch doesn't pay for lazy initialization."""
-        size = model.preprocess.image_size
-        device = next(model.model.parameters()).device
-        with torch.inference_mode():
-            model.model(torch.zeros(1, 3, size, size, device=device))
 
     def _report(self, product_line: str, version: str, started: float, error: str | None) -> None:
         if self._on_load is not None:

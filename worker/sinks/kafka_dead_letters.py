@@ -1,13 +1,12 @@
 """Dead letters to a Kafka topic: the original record, untouched, plus ``rdqc.*`` error headers.
 
 See docs/contracts.md §1 ("Dead letters"). ``add`` sends at once and keeps the delivery future;
-``flush`` waits for the producer and then checks every future. A record whose delivery failed is
-sent again and ``flush`` raises, so a later flush cannot report it durable while it is not.
+``flush`` waits for the producer and then confirms every send (sinks/pending.py): a record whose
+delivery failed is sent again and ``flush`` raises, so a later flush cannot report it durable
+while it is not.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import kafka.errors
 import structlog
@@ -16,7 +15,8 @@ from kafka.future import Future
 
 from worker.errors import SinkError
 from worker.frames import Rejection
-from worker.kafka_client import KafkaSecurity
+from worker.kafka_client import KafkaSecurity, client_kwargs
+from worker.sinks.pending import KafkaDelivery, PendingWrites
 
 log = structlog.get_logger(__name__)
 
@@ -24,12 +24,6 @@ log = structlog.get_logger(__name__)
 MAX_MESSAGE_CHARS = 4096
 # Frames may be up to 20 MiB (RDQC_MAX_PAYLOAD_BYTES) and must fit with their headers.
 DEFAULT_MAX_REQUEST_SIZE = 32 * 1024 * 1024
-
-
-@dataclass
-class _Sent:
-    rejection: Rejection
-    future: Future
 
 
 def _describe(rejection: Rejection) -> str:
@@ -59,15 +53,14 @@ class KafkaDeadLetterSink:
         self._delivery_timeout_s = delivery_timeout_s
         self._bootstrap_timeout_s = bootstrap_timeout_s
         self._producer: KafkaProducer | None = None
-        self._pending: list[_Sent] = []
+        self._pending = PendingWrites(self._send, _describe)
 
     def setup(self) -> None:
         timeout_ms = int(self._bootstrap_timeout_s * 1000)
         request_timeout_ms = min(10_000, int(self._delivery_timeout_s * 1000))
         try:
             self._producer = KafkaProducer(
-                bootstrap_servers=self._bootstrap_servers,
-                client_id=self._client_id,
+                **client_kwargs(self._bootstrap_servers, self._security, client_id=self._client_id),
                 acks="all",
                 # Retries are bounded by delivery_timeout_ms, not by a count.
                 retries=2**31 - 1,
@@ -77,7 +70,6 @@ class KafkaDeadLetterSink:
                 max_block_ms=timeout_ms,
                 bootstrap_timeout_ms=timeout_ms,
                 max_request_size=self._max_request_size,
-                **self._security.client_config(),
             )
             # Fails here, not at the first rejection, when the topic cannot be found.
             self._producer.partitions_for(self._topic)
@@ -88,7 +80,7 @@ class KafkaDeadLetterSink:
             ) from exc
 
     def add(self, rejection: Rejection) -> None:
-        self._pending.append(_Sent(rejection, self._send(rejection)))
+        self._pending.add(rejection)
 
     def flush(self) -> None:
         if not self._pending:
@@ -100,19 +92,12 @@ class KafkaDeadLetterSink:
                 f"Kafka dead-letter sink: {len(self._pending)} records to {self._topic!r} not "
                 f"acknowledged within {self._delivery_timeout_s:g} s"
             ) from exc
-        failed = [sent for sent in self._pending if not sent.future.succeeded()]
-        if not failed:
-            self._pending = []
-            return
-        error = failed[0].future.exception
-        for sent in failed:
-            sent.future = self._send(sent.rejection)
-        self._pending = failed
-        records = ", ".join(_describe(sent.rejection) for sent in failed[:5])
-        raise SinkError(
-            f"Kafka dead-letter sink: {len(failed)} records not written to {self._topic!r} "
-            f"(first: {records}): {error}"
-        ) from error
+        self._pending.confirm(
+            lambda count, first, error: (
+                f"Kafka dead-letter sink: {count} records not written to {self._topic!r} "
+                f"(first: {first}): {error}"
+            )
+        )
 
     def close(self) -> None:
         if self._producer is not None:
@@ -124,7 +109,7 @@ class KafkaDeadLetterSink:
             raise SinkError("Kafka dead-letter sink used before setup()")
         return self._producer
 
-    def _send(self, rejection: Rejection) -> Future:
+    def _send(self, rejection: Rejection) -> KafkaDelivery:
         record = rejection.record
         error_headers = {
             "rdqc.error.class": rejection.error_class,
@@ -147,5 +132,5 @@ class KafkaDeadLetterSink:
             # Raised before anything was sent (metadata or buffer wait, size limit): reported
             # by flush like a failed delivery, so add never raises.
             log.warning("dead_letter_send_failed", record=_describe(rejection), error=str(exc))
-            return Future().failure(exc)
-        return future
+            return KafkaDelivery(Future().failure(exc))
+        return KafkaDelivery(future)

@@ -18,16 +18,10 @@ import redis
 import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from tenacity import (
-    RetryError,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from worker.errors import SinkError
 from worker.frames import FrameResult
+from worker.sinks.retry import transient_retry
 from worker.sinks.score_json import result_json
 
 log = structlog.get_logger(__name__)
@@ -91,7 +85,7 @@ class RedisScoreSink:
         self._stream_maxlen = stream_maxlen
         self._flagged_maxlen = flagged_maxlen
         self._attempts = attempts
-        # tenacity is the one retry policy here, so redis-py's own retries are turned off.
+        # transient_retry is the one retry policy here, so redis-py's own retries are turned off.
         self._client = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout_s,
@@ -114,19 +108,14 @@ class RedisScoreSink:
     def flush(self) -> None:
         if not self._pending:
             return
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=2.0),
-            retry=retry_if_exception_type(_TRANSIENT),
-        )
         try:
-            written = retrying(self._write_all, self._pending)
-        except RetryError as exc:
-            cause = exc.last_attempt.exception()
+            written = transient_retry(self._attempts, _TRANSIENT)(self._write_all, self._pending)
+        except _TRANSIENT as exc:
+            # Transient errors are retried, so one that gets here failed every attempt.
             raise SinkError(
                 f"Redis score sink: {len(self._pending)} results not written after "
-                f"{self._attempts} attempts: {cause}"
-            ) from cause
+                f"{self._attempts} attempts: {exc}"
+            ) from exc
         except redis.RedisError as exc:
             raise SinkError(
                 f"Redis score sink: {len(self._pending)} results not written: {exc}"

@@ -21,7 +21,7 @@ import structlog
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 
 from worker.frames import SourceRecord, TopicPartition
-from worker.kafka_client import KafkaSecurity
+from worker.kafka_client import KafkaSecurity, client_kwargs
 from worker.ports import RebalanceCallback
 
 log = structlog.get_logger(__name__)
@@ -139,9 +139,8 @@ class KafkaFrameSource:
         try:
             # The consumer bootstraps in its constructor, so unreachable brokers fail here.
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self._bootstrap_servers,
+                **client_kwargs(self._bootstrap_servers, self._security, client_id=self._client_id),
                 group_id=self._group_id,
-                client_id=self._client_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 # A typo in the topic name must not create an empty topic.
@@ -150,7 +149,6 @@ class KafkaFrameSource:
                 max_poll_interval_ms=self._max_poll_interval_ms,
                 session_timeout_ms=self._session_timeout_ms,
                 bootstrap_timeout_ms=int(self._bootstrap_timeout_s * 1000),
-                **self._security.client_config(),
             )
         except kafka.errors.KafkaError as exc:
             raise ConnectionError(

@@ -1,0 +1,71 @@
+"""The local download cache of model artifacts: ``cache_dir/{product_line}/{version}/``.
+
+A version is downloaded into a temp directory beside its final place and renamed into place
+once verified, so the cache only ever holds whole artifacts; a cached copy is verified again
+before each use, and one that fails is downloaded afresh.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import structlog
+import torch
+
+from rdcore.artifacts.artifact import LoadedModel, verify_artifact
+from rdcore.errors import ArtifactError
+from worker.ports import ModelPointer, ModelRepository
+
+log = structlog.get_logger(__name__)
+
+
+class DownloadCache:
+    def __init__(self, repository: ModelRepository, cache_dir: str | Path) -> None:
+        self._repository = repository
+        self._cache_dir = Path(cache_dir)
+
+    def fetch(self, product_line: str, pointer: ModelPointer) -> Path:
+        """The verified local copy of the pointer's version, downloaded if not cached yet."""
+        final = self._cache_dir / product_line / pointer.version
+        manifest = None
+        if final.is_dir():
+            try:
+                manifest = verify_artifact(final)
+            except ArtifactError as exc:
+                log.warning("model_cache_corrupt_redownloading", path=str(final), error=str(exc))
+                shutil.rmtree(final)
+        if manifest is None:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = Path(tempfile.mkdtemp(prefix=f".{pointer.version}.", dir=final.parent))
+            try:
+                self._repository.download(product_line, pointer.version, str(temp))
+                manifest = verify_artifact(temp)
+                try:
+                    temp.rename(final)
+                except OSError:
+                    # Another worker sharing the cache put the same version there first.
+                    manifest = verify_artifact(final)
+            finally:
+                shutil.rmtree(temp, ignore_errors=True)
+        if manifest.weights_sha256 != pointer.sha256:
+            raise ArtifactError(
+                f"the pointer of {product_line} names weights sha256 {pointer.sha256}, but "
+                f"version {pointer.version} has {manifest.weights_sha256}: the upload is corrupt "
+                "or the pointer is stale"
+            )
+        if manifest.product_line != product_line or manifest.model_version != pointer.version:
+            raise ArtifactError(
+                f"{product_line}/{pointer.version} holds the model "
+                f"{manifest.product_line}/{manifest.model_version}"
+            )
+        return final
+
+
+def warm_up(model: LoadedModel) -> None:
+    """One forward pass, so the first real batch doesn't pay for lazy initialization."""
+    size = model.preprocess.image_size
+    device = next(model.model.parameters()).device
+    with torch.inference_mode():
+        model.model(torch.zeros(1, 3, size, size, device=device))
