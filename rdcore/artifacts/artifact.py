@@ -34,20 +34,6 @@ from rdcore.files import sha256_file, write_atomically
 from rdcore.nn.model import ReverseDistillation, reverse_distillation
 from rdcore.nn.weights import load_exactly
 
-# The manifest names a caller of save/verify/load also needs, so one import serves it.
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST_FILE",
-    "WEIGHTS_FILE",
-    "LoadedModel",
-    "Manifest",
-    "check_safe_name",
-    "load_artifact",
-    "read_manifest",
-    "save_artifact",
-    "verify_artifact",
-]
-
 
 def save_artifact(
     model: ReverseDistillation,

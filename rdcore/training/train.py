@@ -41,10 +41,8 @@ from rdcore.training.checkpoint import (
 )
 from rdcore.training.settings import TrainSettings
 
+
 # train()'s settings type, so a caller imports both from one place.
-__all__ = ["TrainSettings", "seed_everything", "train"]
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from rdcore import ModelConfig, Preprocess, ReverseDistillation, reverse_distillation
-from rdcore.artifacts.artifact import FORMAT_VERSION, LoadedModel, Manifest
+from rdcore.artifacts.artifact import LoadedModel
+from rdcore.artifacts.manifest import FORMAT_VERSION, Manifest
 from rdcore.calibration import calibrate
 from rdcore.data.images import decode_image
 from worker.frame_decoder import FrameDecoder

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdcore.artifacts.artifact import Manifest, load_artifact
+from rdcore.artifacts.artifact import load_artifact
+from rdcore.artifacts.manifest import Manifest
 from rdcore.config import ModelConfig
 from rdcore.data.images import encode_png
 from rdcore.data.synthetic import defective_image, good_image, write_image_folder

@@ -19,7 +19,8 @@ import numpy as np
 from rdcore.config import ModelConfig
 from rdcore.data.images import encode_png
 from rdcore.data.synthetic import defective_image, good_image, write_image_folder
-from rdcore.training.train import TrainSettings, train
+from rdcore.training.settings import TrainSettings
+from rdcore.training.train import train
 from worker.modelstore.directory import DirectoryModelRepository
 from worker.modelstore.publish import publish_artifact
 from worker.service import run_worker

@@ -1,72 +1,30 @@
-"""The rdcore command line: train, evaluate, score, calibrate, import and export models.
+"""The model commands: train, eval, score, calibrate, import-rd4ad, export.
 
-Errors the user can fix (rdcore's own exceptions: a missing folder, an unreadable image, a
-broken artifact) are printed as one line on stderr with exit code 2, like a usage error; any
-other exception is a bug and keeps its traceback.
+rdcore's training, evaluation and artifact modules load torch, torchvision and OpenCV, so each
+command imports what it uses in its body; ``rdqc --help`` needs none of them.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
-from rdcore.artifacts.artifact import load_artifact
-from rdcore.artifacts.import_rd4ad import import_rd4ad
-from rdcore.artifacts.onnx_export import export_onnx
-from rdcore.calibration import normalize
-from rdcore.config import BACKBONES, MAP_MODES, MapMode, ModelConfig
-from rdcore.data.folders import folder_images
-from rdcore.data.images import encode_png
-from rdcore.data.overlay import heatmap_overlay, heatmap_range
-from rdcore.device import resolve_device
-from rdcore.errors import RdcoreError
-from rdcore.evaluation.evaluate import evaluate
-from rdcore.evaluation.file_scoring import score_batches
-from rdcore.evaluation.recalibrate import calibrate_artifact
-from rdcore.training.settings import TrainSettings
-from rdcore.training.train import train
-
-USER_ERROR_EXIT_CODE = 2
-
-app = typer.Typer(
-    name="rdcore",
-    help="Reverse-distillation anomaly detection: train, evaluate, score, calibrate, export.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from rdcore.config import MAP_MODES, MapMode, ModelConfig
+from worker.cli.common import (
+    Backbone,
+    BatchSize,
+    Device,
+    Quantile,
+    TeacherWeights,
+    reports_user_errors,
 )
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def reports_user_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn an RdcoreError into one line on stderr and exit code 2, without a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except RdcoreError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(USER_ERROR_EXIT_CODE) from None
-
-    return run
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in choices:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    return check
+app = typer.Typer()
 
 
 def _map_mode(value: str) -> MapMode:
@@ -84,19 +42,6 @@ def _utc_version() -> str:
 
 def _print_json(data: object) -> None:
     typer.echo(json.dumps(data, indent=2))
-
-
-BatchSize = Annotated[int, typer.Option(min=1, help="Images scored at once.")]
-Device = Annotated[str, typer.Option(help="'auto' (CUDA when available), 'cpu', 'cuda:0', ...")]
-Backbone = Annotated[
-    str, typer.Option(callback=_one_of(BACKBONES), help=f"Teacher: {', '.join(BACKBONES)}.")
-]
-TeacherWeights = Annotated[
-    str, typer.Option(help="'imagenet' (torchvision), 'random', or a weights file path.")
-]
-Quantile = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Threshold = this quantile of good scores.")
-]
 
 
 @app.command("train")
@@ -129,6 +74,8 @@ def train_command(
     map_mode: Annotated[str, typer.Option(help="Combine the scale maps: sum or mul.")] = "sum",
 ) -> None:
     """Train a model on good images, calibrate it on a held-out part, write an artifact."""
+    from rdcore.training.settings import TrainSettings
+    from rdcore.training.train import train
 
     try:
         config = ModelConfig(backbone=backbone, image_size=image_size, map_mode=_map_mode(map_mode))
@@ -176,12 +123,14 @@ def eval_command(
     device: Device = "auto",
 ) -> None:
     """Evaluate on an MVTec AD style test set; print the metrics as JSON, write a report."""
+    from rdcore.evaluation.evaluate import evaluate
 
     metrics = evaluate(artifact, mvtec_root, report, batch_size=batch_size, device=device)
     _print_json(metrics)
 
 
 def _expand(inputs: list[Path]) -> list[Path]:
+    from rdcore.data.folders import folder_images
 
     return [path for item in inputs for path in (folder_images(item) if item.is_dir() else [item])]
 
@@ -209,6 +158,12 @@ def score_command(
     device: Device = "auto",
 ) -> None:
     """Score images; print one JSON line per image (raw and normalized score, verdict)."""
+    from rdcore.artifacts.artifact import load_artifact
+    from rdcore.calibration import normalize
+    from rdcore.data.images import encode_png
+    from rdcore.data.overlay import heatmap_overlay, heatmap_range
+    from rdcore.device import resolve_device
+    from rdcore.evaluation.file_scoring import score_batches
 
     loaded = load_artifact(artifact, resolve_device(device))
     calibration = loaded.calibration
@@ -246,6 +201,7 @@ def calibrate_command(
     device: Device = "auto",
 ) -> None:
     """Recalibrate an artifact's threshold from good images; print the new calibration."""
+    from rdcore.evaluation.recalibrate import calibrate_artifact
 
     manifest = calibrate_artifact(
         artifact, good_folder, quantile=quantile, batch_size=batch_size, device=device
@@ -271,6 +227,8 @@ def import_rd4ad_command(
     device: Device = "auto",
 ) -> None:
     """Convert an official RD4AD checkpoint into an artifact (optionally calibrated)."""
+    from rdcore.artifacts.import_rd4ad import import_rd4ad
+    from rdcore.evaluation.recalibrate import calibrate_artifact
 
     try:
         config = ModelConfig(backbone=backbone, image_size=image_size)
@@ -304,6 +262,7 @@ def export_command(
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = 17,
 ) -> None:
     """Export an artifact to ONNX and check it against PyTorch in onnxruntime."""
+    from rdcore.artifacts.onnx_export import export_onnx
 
     report = export_onnx(artifact, output, opset=opset)
     _print_json(

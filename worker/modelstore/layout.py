@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from rdcore.artifacts.artifact import MANIFEST_FILE, WEIGHTS_FILE, check_safe_name
+from rdcore.artifacts.manifest import MANIFEST_FILE, WEIGHTS_FILE, check_safe_name
 from rdcore.errors import ArtifactError
 from worker.ports import ModelPointer
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import structlog
 import torch
 
-from rdcore.artifacts.artifact import LoadedModel, check_safe_name, load_artifact
+from rdcore.artifacts.artifact import LoadedModel, load_artifact
+from rdcore.artifacts.manifest import check_safe_name
 from rdcore.errors import ArtifactError
 from worker.errors import ModelLoadError, UnknownProductLine
 from worker.modelstore.cache import DownloadCache, warm_up

@@ -1,0 +1,59 @@
+"""The service commands: run the worker, publish a model to the store it reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from worker.cli.common import SERVICE_FAILURE_EXIT_CODE, load_settings, reports_user_errors
+from worker.errors import ModelLoadError, SinkError
+
+app = typer.Typer()
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the streaming worker with the settings from RDQC_* variables (see README)."""
+    from worker.service import run_worker
+
+    settings = load_settings()
+    try:
+        run_worker(settings)
+    except (SinkError, ModelLoadError, ConnectionError) as exc:
+        # Exit 1, not the usage error's 2: a backend failed while the service ran, which a
+        # supervisor treats as a crash to restart, not as a command line to fix.
+        typer.echo(f"rdqc worker: {exc}", err=True)
+        raise typer.Exit(SERVICE_FAILURE_EXIT_CODE) from None
+
+
+@app.command("publish")
+@reports_user_errors
+def publish_command(
+    model_dir: Annotated[
+        Path, typer.Argument(help="an artifact directory (manifest.json + weights)")
+    ],
+    product_line: Annotated[str, typer.Option(help="the product line it serves")],
+    models: Annotated[
+        str | None, typer.Option(help="model store URL (default: RDQC_MODELS)")
+    ] = None,
+) -> None:
+    """Upload an artifact to the model store; the pointer is written last."""
+    from worker.modelstore.publish import publish_artifact
+    from worker.wiring import model_repository
+
+    settings = load_settings()
+    if models:
+        settings = settings.model_copy(
+            update={"models": settings.models.model_copy(update={"url": models})}
+        )
+    repository = model_repository(settings, for_publishing=True)
+    repository.setup()
+    pointer = publish_artifact(repository, model_dir, product_line)
+    typer.echo(
+        json.dumps(
+            {"product_line": product_line, "version": pointer.version, "sha256": pointer.sha256}
+        )
+    )
