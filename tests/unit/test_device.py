@@ -13,12 +13,15 @@ def test_cpu_never_autocasts(precision: Precision) -> None:
     assert autocast_dtype(torch.device("cpu"), precision) is None
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_autocasts_to_the_precision_asked_for() -> None:
+@pytest.mark.parametrize("bf16_supported", [True, False])
+def test_cuda_autocasts_to_the_precision_asked_for(
+    bf16_supported: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the device type and the GPU's bf16 support are consulted, so no GPU is needed.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16_supported)
     cuda = torch.device("cuda")
-    best = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     assert autocast_dtype(cuda, "fp32") is None
     assert autocast_dtype(cuda, "bf16") == torch.bfloat16
     assert autocast_dtype(cuda, "fp16") == torch.float16
-    assert autocast_dtype(cuda, "auto") == best
+    assert autocast_dtype(cuda, "auto") == (torch.bfloat16 if bf16_supported else torch.float16)
