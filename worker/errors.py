@@ -33,3 +33,7 @@ class ModelLoadError(WorkerError, RuntimeError):
 
 class ModelPublishError(WorkerError, RuntimeError):
     """The artifact could not be uploaded to, or its pointer written in, the repository."""
+
+
+class CommitFailed(WorkerError):
+    """The source refused an offset commit (e.g. after a rebalance); the frames are redelivered."""

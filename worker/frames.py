@@ -70,8 +70,11 @@ RejectReason = Literal[
     "payload_too_large",
     "undecodable",
     "bad_dimensions",
+    "unsupported_format",
     "unknown_product_line",
     "model_unavailable",
+    "scoring_failed",
+    "non_finite_score",
 ]
 
 
