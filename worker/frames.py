@@ -52,6 +52,36 @@ class SourceRecord:
         return frame_id or f"{self.topic}{sep}{self.partition}{sep}{self.offset}"
 
 
+# The header contract's limits (docs/contracts.md §1). Ids go into Redis keys, object keys and
+# file names, and every value into logs and dead-letter headers.
+MAX_HEADER_BYTES = 1024
+MAX_FRAME_ID_CHARS = 256
+MAX_CONTENT_TYPE_CHARS = 100
+EARLIEST_CAPTURED_AT_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+# How far ahead of the worker's clock a capture time may be: camera clocks drift, but more than a
+# day ahead is a wrong unit or a broken clock.
+MAX_CAPTURED_AT_AHEAD_MS = 24 * 3600 * 1000
+
+
+def is_frame_id(value: str) -> bool:
+    """1-256 printable characters without whitespace: ``cam-07-000123``, ``frames:3:41``."""
+    return (
+        0 < len(value) <= MAX_FRAME_ID_CHARS
+        and value.isprintable()
+        and not any(char.isspace() for char in value)
+    )
+
+
+def captured_at_unit_hint(value_ms: int, now_ms: int) -> str:
+    """What unit an out-of-window capture time seems to be in, for the rejection message."""
+    for unit, per_ms in (("microseconds", 1000), ("nanoseconds", 1_000_000)):
+        if EARLIEST_CAPTURED_AT_MS <= value_ms // per_ms <= now_ms + MAX_CAPTURED_AT_AHEAD_MS:
+            return f"; this looks like {unit}"
+    if EARLIEST_CAPTURED_AT_MS <= value_ms * 1000 <= now_ms + MAX_CAPTURED_AT_AHEAD_MS:
+        return "; this looks like seconds"
+    return ""
+
+
 @dataclass(frozen=True)
 class FrameMeta:
     """What the header contract says about a frame (docs/contracts.md)."""

@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     max_payload_bytes: Positive = 20 * MIB
     min_dimension: Positive = 16
     max_dimension: Positive = 8192
+    # Frame input limits beyond the payload and side limits above (docs/contracts.md §1).
+    max_pixels: Positive = Field(
+        default=40_000_000,
+        description="Largest width x height a frame may declare; checked before decoding.",
+    )
     decode_threads: Positive = 2
     metrics_port: Port = 9108
     health_port: Port = 8080
@@ -251,6 +256,16 @@ class Settings(BaseSettings):
             )
         if not self.dead_letters:
             self.dead_letters = self._derived_dead_letters()
+        return self
+
+    # After _consistent, so crossed side limits are reported as such.
+    @model_validator(mode="after")
+    def _pixel_limit_fits(self) -> Self:
+        if self.max_pixels < self.min_dimension**2:
+            raise ValueError(
+                f"max_pixels ({self.max_pixels}) must be >= min_dimension squared "
+                f"({self.min_dimension**2}), or no frame could ever pass"
+            )
         return self
 
     def _derived_dead_letters(self) -> str:

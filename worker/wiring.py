@@ -221,7 +221,10 @@ def build_pipeline(settings: Settings, metrics: Metrics, health: Health) -> Pipe
         heatmaps=wired.heatmaps,
         models=models,
         decoder=FrameDecoder(
-            settings.max_payload_bytes, settings.min_dimension, settings.max_dimension
+            settings.max_payload_bytes,
+            settings.min_dimension,
+            settings.max_dimension,
+            max_pixels=settings.max_pixels,
         ),
         scorer=BatchScorer(
             device, settings.precision, settings.channels_last, settings.heatmaps_for

@@ -1,17 +1,26 @@
-"""The frame decoder: the header contract's defaults, and every reason a record is rejected."""
+"""The frame decoder: the header contract's defaults, and every reason a record is rejected.
+
+tests/unit/test_hostile_frames.py holds the catalogue of hostile records.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from rdcore.data.images import sniff_image
 from worker import frame_decoder
-from worker.frame_decoder import FrameDecoder, declared_size
+from worker.frame_decoder import DEFAULT_MAX_PIXELS, FrameDecoder
 from worker.frames import DecodedFrame, Rejection, SourceRecord
+from worker.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -125,10 +134,37 @@ def test_payload_too_large_is_checked_before_decoding(monkeypatch: pytest.Monkey
 
 
 def test_undecodable() -> None:
-    for payload in (b"not an image at all", png()[:40]):
-        rejection = rejected(decoder().decode(record(value=payload)))
-        assert rejection.reason == "undecodable"
-        assert rejection.error_class == "ImageReadError"
+    rejection = rejected(decoder().decode(record(value=png()[:40])))
+    assert rejection.reason == "undecodable"
+    assert rejection.error_class == "ImageReadError"
+
+
+def test_unsupported_format() -> None:
+    rejection = rejected(decoder().decode(record(value=b"not an image at all")))
+    assert rejection.reason == "unsupported_format"
+    assert "6e 6f 74 20" in rejection.message  # the first bytes, for whoever reads the DLQ
+
+
+def test_pixel_limit() -> None:
+    """Each side may be within bounds while the area is not."""
+    rejection = rejected(decoder(max_pixels=32 * 24 - 1).decode(record(png(32, 24))))
+    assert rejection.reason == "bad_dimensions"
+    assert "768 pixels" in rejection.message
+    decoded(decoder(max_pixels=32 * 24).decode(record(png(32, 24))))
+
+
+def test_the_pixel_limit_is_a_validated_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in [name for name in os.environ if name.upper().startswith("RDQC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no .stack/stack.env of the checkout
+    assert Settings().max_pixels == DEFAULT_MAX_PIXELS
+    monkeypatch.setenv("RDQC_MAX_PIXELS", "1000000")
+    assert Settings().max_pixels == 1_000_000
+    monkeypatch.setenv("RDQC_MAX_PIXELS", "255")  # below 16 x 16: no frame could pass
+    with pytest.raises(ValidationError, match=re.escape("max_pixels (255) must be >= min_dim")):
+        Settings()
 
 
 @pytest.mark.parametrize("size", [(8, 32), (32, 8), (5000, 20)])
@@ -151,9 +187,19 @@ def test_a_declared_huge_image_is_refused_before_decoding(monkeypatch: pytest.Mo
     assert rejected(decoder().decode(record(bomb))).reason == "bad_dimensions"
 
 
-@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp"])
+@pytest.mark.parametrize(
+    ("ext", "image_format"), [(".png", "png"), (".jpg", "jpeg"), (".bmp", "bmp")]
+)
 @pytest.mark.parametrize("channels", [1, 3])
-def test_declared_size_reads_headers(ext: str, channels: int) -> None:
+def test_sniff_image_reads_format_and_size(ext: str, image_format: str, channels: int) -> None:
     image = np.zeros((37, 53, channels)[: 2 if channels == 1 else 3], dtype=np.uint8)
-    assert declared_size(bytes(cv2.imencode(ext, image)[1].tobytes())) == (53, 37)
-    assert declared_size(b"GIF89a...") is None
+    header = sniff_image(bytes(cv2.imencode(ext, image)[1].tobytes()))
+    assert header is not None
+    assert (header.format, header.size) == (image_format, (53, 37))
+
+
+@pytest.mark.parametrize("ext", [".tiff", ".webp", ".ppm", ".jp2"])
+def test_sniff_image_knows_no_other_format(ext: str) -> None:
+    image = np.zeros((37, 53, 3), dtype=np.uint8)
+    assert sniff_image(bytes(cv2.imencode(ext, image)[1].tobytes())) is None
+    assert sniff_image(b"GIF89a...") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from worker.frames import FrameMeta
 
@@ -12,6 +12,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_SEGMENT = 120
 # Short, but enough that two ids which sanitize alike practically never collide.
 _DIGEST_CHARS = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+# The days a datetime can name. The frame decoder refuses capture times outside its window, but a
+# key is built on the loop thread, where an exception would stop the worker: out of range is
+# clamped to the nearest end instead, still one fixed key per frame.
+_FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MS
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _MS
 
 
 def safe_segment(value: str) -> str:
@@ -33,8 +40,12 @@ def safe_segment(value: str) -> str:
 
 
 def heatmap_key(meta: FrameMeta) -> str:
-    """``{product_line}/{YYYY-MM-DD}/{camera_id}/{frame_id}.png``, the day in UTC (contract §3)."""
-    day = datetime.fromtimestamp(meta.captured_at_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+    """``{product_line}/{YYYY-MM-DD}/{camera_id}/{frame_id}.png``, the day in UTC (contract §3).
+
+    Never raises: a capture time beyond year 1 or 9999 takes that end's first or last day.
+    """
+    clamped_ms = min(max(meta.captured_at_ms, _FIRST_MS), _LAST_MS)
+    day = (_EPOCH + clamped_ms * _MS).date().isoformat()
     return "/".join(
         (
             safe_segment(meta.product_line),
