@@ -15,7 +15,7 @@ from rdcore import ModelConfig, reverse_distillation
 from rdcore.artifacts.artifact import save_artifact
 from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
-from worker.errors import ModelLoadError, UnknownProductLine
+from worker.errors import ModelLoadError, SinkError, UnknownProductLine
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
 from worker.modelstore.directory import DirectoryModelRepository
 from worker.modelstore.publish import publish_artifact
@@ -183,14 +183,21 @@ def test_directory_source_refuses_a_missing_root(tmp_path: Path) -> None:
 # --- JSON-lines scores -----------------------------------------------------------------------
 
 
-def result(frame_id: str, captured_at: int = 1_795_000_000_000) -> FrameResult:
+def result(
+    frame_id: str,
+    captured_at: int = 1_795_000_000_000,
+    *,
+    line: str = "p1",
+    camera: str = "cam1",
+    model_version: str = "v1",
+) -> FrameResult:
     return FrameResult(
-        meta=FrameMeta(frame_id, "p1", "cam1", captured_at),
+        meta=FrameMeta(frame_id, line, camera, captured_at),
         score=0.73,
         raw_score=0.412,
         threshold=0.381,
         is_anomaly=True,
-        model_version="v1",
+        model_version=model_version,
         scored_at_ms=captured_at + 42,
         heatmap_uri="",
         worker_id="w-1",
@@ -234,9 +241,45 @@ def test_jsonl_sink_writes_typed_records_once_per_frame(tmp_path: Path) -> None:
     }
 
 
+def test_jsonl_sink_keeps_the_first_record_of_each_line_camera_and_frame(tmp_path: Path) -> None:
+    path = tmp_path / "scores.jsonl"
+    sink = JsonlScoreSink(path)
+    sink.setup()
+    sink.add(result("000123", camera="cam1"))
+    sink.add(result("000123", camera="cam2"))  # another camera numbers its frames alike
+    sink.add(result("000123", camera="cam1", model_version="v2"))  # redelivered, rescored
+    sink.flush()
+    sink.close()
+
+    restarted = JsonlScoreSink(path)
+    restarted.setup()
+    restarted.add(result("000123", camera="cam2", model_version="v2"))  # redelivered
+    restarted.add(result("000123", camera="cam1", line="p2"))  # another product line
+    restarted.flush()
+    restarted.close()
+
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [
+        (r["product_line"], r["camera_id"], r["frame_id"], r["model_version"]) for r in records
+    ] == [
+        ("p1", "cam1", "000123", "v1"),
+        ("p1", "cam2", "000123", "v1"),
+        ("p2", "cam1", "000123", "v1"),
+    ]
+
+
+def test_jsonl_sink_refuses_a_file_whose_records_lack_the_frame_scope(tmp_path: Path) -> None:
+    path = tmp_path / "scores.jsonl"
+    path.write_text('{"frame_id": "f1", "product_line": "p1"}\n')
+    with pytest.raises(SinkError, match="line 1 is not a score record"):
+        JsonlScoreSink(path).setup()
+
+
 def test_jsonl_sink_drops_a_torn_last_line_at_setup(tmp_path: Path) -> None:
     path = tmp_path / "scores.jsonl"
-    path.write_text('{"frame_id": "f1"}\n{"frame_id": "f2", "sco')
+    path.write_text(
+        '{"frame_id": "f1", "product_line": "p1", "camera_id": "cam1"}\n{"frame_id": "f2", "sco'
+    )
     sink = JsonlScoreSink(path)
     sink.setup()
     sink.add(result("f1"))

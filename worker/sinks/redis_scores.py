@@ -1,15 +1,17 @@
-"""Scores to Redis, in the schema the ops dashboard reads (docs/contracts.md §2).
+"""Scores to Redis, in the schema the ops dashboard reads (docs/contracts.md §2, v2).
 
 Each frame is written by one Lua script, so its keys change together, and all frames of a flush
-go in one pipelined round trip. The frame hash doubles as the idempotency record: when it already
-holds a ``scored_at``, the frame was written before (Kafka redelivered it), so the script
-overwrites the hash (and refreshes ``latest`` if that still shows this frame) but adds no second
-stream entry, flagged member or event. That also makes a retried flush safe: frames that reached
-Redis before the connection broke are not appended twice.
+go in one pipelined round trip. The frame hash, keyed by product line, camera and frame id, is
+the idempotency record, and the first write wins: when it exists the frame was written before
+(Kafka redelivered it, perhaps rescored by a newer model), and the script changes no hash field,
+stream entry, ``latest`` value, flagged member or event, so they all keep showing the first
+result. That also makes a retried flush safe: frames that reached Redis before the connection
+broke are not written twice.
 
-Idempotence lasts as long as the frame hash (``ttl_s``): a frame redelivered after its hash
-expired is appended again. All keys of a frame are touched by one script, which needs a single
-Redis (or keys in one cluster slot), not a Redis Cluster.
+A redelivery refreshes the hash's expiry: the hash is what keeps the next redelivery out, so
+idempotence lasts ``ttl_s`` after the frame was last seen, and only a frame that Kafka has not
+delivered for ``ttl_s`` can be appended again. All keys of a frame are touched by one script,
+which needs a single Redis (or keys in one cluster slot), not a Redis Cluster.
 """
 
 from __future__ import annotations
@@ -28,15 +30,20 @@ log = structlog.get_logger(__name__)
 
 # KEYS: frame hash, stream, latest hash, flagged zset.
 # ARGV: ttl_s, stream_maxlen, flagged_maxlen, event channel, camera_id, captured_at, is_anomaly,
-#       frame_id, result JSON, then the hash/stream fields as name, value pairs.
+#       frame_id, flagged member, result JSON, then the hash/stream fields as name, value pairs.
 # Returns 1 when the frame was new, 0 for a redelivery.
 _WRITE_FRAME = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  return 0
+end
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-local seen = redis.call('HEXISTS', KEYS[1], 'scored_at') == 1
+for i = 11, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 
+-- The newest frame by captured_at wins; at a tie the one shown stays, unless it is this very
+-- frame written again after its hash expired, so latest matches the hash just written.
 local captured_at = tonumber(ARGV[6])
 local replace = true
 local stored = redis.call('HGET', KEYS[3], ARGV[5])
@@ -48,15 +55,14 @@ if stored then
       or (captured_at == previous_at and previous.frame_id == ARGV[8])
   end
 end
-if replace then redis.call('HSET', KEYS[3], ARGV[5], ARGV[9]) end
+if replace then redis.call('HSET', KEYS[3], ARGV[5], ARGV[10]) end
 
-if seen then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
 if ARGV[7] == '1' then
-  redis.call('ZADD', KEYS[4], captured_at, ARGV[8])
+  redis.call('ZADD', KEYS[4], captured_at, ARGV[9])
   redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1))
 end
-redis.call('PUBLISH', ARGV[4], ARGV[9])
+redis.call('PUBLISH', ARGV[4], ARGV[10])
 return 1
 """
 
@@ -138,7 +144,7 @@ class RedisScoreSink:
     def _keys(self, result: FrameResult) -> list[str]:
         line = result.meta.product_line
         return [
-            f"{self._prefix}:frame:{result.meta.frame_id}",
+            f"{self._prefix}:frame:{line}:{frame_in_line(result)}",
             f"{self._prefix}:scores:{line}",
             f"{self._prefix}:latest:{line}",
             f"{self._prefix}:flagged:{line}",
@@ -156,6 +162,16 @@ class RedisScoreSink:
             fields["captured_at"],
             fields["is_anomaly"],
             fields["frame_id"],
+            frame_in_line(result),
             result_json(result),
             *pairs,
         ]
+
+
+def frame_in_line(result: FrameResult) -> str:
+    """``{camera_id}:{frame_id}``, unique within a product line.
+
+    It is the flagged member and the tail of the frame key. Camera ids hold no ``:``, so the first
+    ``:`` splits it even when the frame id has one.
+    """
+    return f"{result.meta.camera_id}:{result.meta.frame_id}"
