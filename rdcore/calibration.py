@@ -83,6 +83,10 @@ def _number(data: dict[str, Any], key: str) -> float:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ArtifactError(f"calibration: {key!r} must be a number, got {value!r}")
+    # Python's json reads NaN and Infinity; a NaN threshold would flag nothing and make every
+    # normalized score NaN, so such a calibration is refused where it is read.
+    if not math.isfinite(value):
+        raise ArtifactError(f"calibration: {key!r} must be a finite number, got {value!r}")
     return float(value)
 
 

@@ -102,7 +102,6 @@ RejectReason = Literal[
     "bad_dimensions",
     "unsupported_format",
     "unknown_product_line",
-    "model_unavailable",
     "scoring_failed",
     "non_finite_score",
 ]

@@ -5,6 +5,9 @@ idle if it ran here for a whole batch, so the pipeline preprocesses on its decod
 the preprocessing of the model it last used for the product line (``Prepared``). A model swap
 may change it; ``score`` redoes any frame whose preprocessing is not the batch's model's, so a
 batch is always scored with one model object, start to end.
+
+``score_each`` keeps one bad frame from failing its whole batch: when the batch raises, its
+frames are scored one at a time and each failure is returned in its frame's place.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 import torch
 from torch import Tensor, nn
 
@@ -31,6 +35,8 @@ from worker.frames import DecodedFrame
 
 Precision = Literal["fp32", "bf16", "fp16"]
 HeatmapsFor = Literal["flagged", "all", "none"]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,41 @@ class BatchScorer:
                     anomaly_map=maps[i] if wanted and maps is not None else None,
                 )
             )
+        return results
+
+    def score_each(
+        self, frames: Sequence[Prepared], loaded: LoadedModel
+    ) -> list[Scored | Exception]:
+        """Per frame, its result or the error that scoring it alone raised.
+
+        CUDA running out of memory is treated like any other error, once the allocator's
+        cache is emptied: one frame needs a fraction of a batch's memory, so the frames mostly
+        succeed one at a time. A frame that runs out of memory even alone is reported like any
+        other failure (class OutOfMemoryError): exiting instead would only start a crash loop,
+        since the redelivered frame needs the same memory in the next worker.
+        """
+        try:
+            return list(self.score(frames, loaded))
+        except Exception as exc:
+            out_of_memory = isinstance(exc, torch.cuda.OutOfMemoryError)
+            log.warning(
+                "batch scoring failed; scoring its frames one at a time",
+                product_line=loaded.manifest.product_line,
+                size=len(frames),
+                error_class=type(exc).__name__,
+                error=str(exc),
+            )
+        if out_of_memory:
+            # Only now, with the exception and its traceback gone, are the failed batch's
+            # tensors free to be handed back.
+            torch.cuda.empty_cache()
+        results: list[Scored | Exception] = []
+        for item in frames:
+            try:
+                results.append(self.score([item], loaded)[0])
+            except Exception as exc:
+                # Without its traceback, the error holds no tensors while it waits to be written.
+                results.append(exc.with_traceback(None))
         return results
 
     def _on_device(self, model: nn.Module) -> nn.Module:

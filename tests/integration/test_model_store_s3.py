@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import io
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from minio import Minio
 
 from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifacts.artifact import save_artifact
+from rdcore.artifacts.artifact import LoadedModel, save_artifact
 from rdcore.calibration import calibrate
 from worker.errors import ModelLoadError, UnknownProductLine
+from worker.modelstore.lifecycle import ModelLifecycle
 from worker.modelstore.publish import publish_artifact
 from worker.modelstore.s3 import S3ModelRepository
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
+from worker.observability.health import Health
+from worker.observability.prometheus import Metrics
 from worker.ports import ModelSwap
 
 pytestmark = pytest.mark.integration
@@ -93,3 +98,49 @@ def test_a_missing_bucket_fails_setup(minio_client: Minio, s3_bucket: str) -> No
     repository = S3ModelRepository(minio_client, f"{s3_bucket}-missing")
     with pytest.raises(ModelLoadError, match="does not exist"):
         repository.setup()
+
+
+def test_frames_wait_through_a_corrupt_upload_and_get_the_fixed_version(
+    tmp_path: Path, minio_client: Minio, s3_bucket: str, artifacts: dict[str, Path]
+) -> None:
+    repository = S3ModelRepository(minio_client, s3_bucket)
+    store = CachingModelStore(repository, tmp_path / "cache", warmup=False)
+    health = Health()
+    health.set_assigned(True)
+    lifecycle = ModelLifecycle(store, Metrics(), health, retry_first_s=0.05)
+    publish_artifact(repository, artifacts["v1"], "p1")
+    garbage = b"not safetensors at all"
+    minio_client.put_object(s3_bucket, "p1/v1/model.safetensors", io.BytesIO(garbage), len(garbage))
+
+    def ask(product_line: str, until: Callable[[], bool]) -> LoadedModel | None:
+        """Ask as the loop does on each turn; a problem other than 'unknown' never raises."""
+        deadline = time.monotonic() + 20
+        while True:
+            loaded = lifecycle.model(product_line)
+            if until() or loaded is not None:
+                return loaded
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+
+    try:
+        assert ask("p1", lambda: "p1" in health.readiness()[1]["model_store"]) is None
+        assert not health.readiness()[0]
+        with pytest.raises(UnknownProductLine):
+            ask("p2", lambda: False)  # no pointer: the one definite answer
+
+        publish_artifact(repository, artifacts["v2"], "p1")
+        loaded = ask("p1", lambda: False)
+    finally:
+        lifecycle.close()
+
+    assert loaded is not None and loaded.version == "v2"
+    assert health.readiness()[0]
+
+
+def test_a_missing_bucket_is_a_load_failure_never_an_unknown_product_line(
+    tmp_path: Path, minio_client: Minio, s3_bucket: str
+) -> None:
+    repository = S3ModelRepository(minio_client, f"{s3_bucket}-missing")
+    store = CachingModelStore(repository, tmp_path / "cache")
+    with pytest.raises(ModelLoadError, match="NoSuchBucket"):
+        store.get("p1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -164,6 +165,40 @@ def test_missing_calibration_raises_with_a_hint(saved: Path) -> None:
 
     with pytest.raises(ArtifactError, match="rdqc calibrate"):
         _ = loaded.calibration
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("threshold", float("nan")),
+        ("mean", float("inf")),
+        ("std", float("nan")),
+        ("min", float("-inf")),
+        ("0.99", float("nan")),
+    ],
+)
+def test_a_manifest_with_a_non_finite_calibration_is_refused_at_load(
+    model: ReverseDistillation, tmp_path: Path, field: str, value: float
+) -> None:
+    save_artifact(
+        model,
+        tmp_path,
+        product_line="bottles",
+        model_version="v2",
+        calibration=calibrate([0.1, 0.2, 0.25, 0.3, 0.5]),
+        training=TRAINING,
+    )
+    path = tmp_path / MANIFEST_FILE
+    data = json.loads(path.read_text())
+    section = data["calibration"]["quantiles"] if field == "0.99" else data["calibration"]
+    section[field] = value
+    path.write_text(json.dumps(data))  # Python writes NaN and Infinity, and reads them back
+
+    # A NaN threshold would flag nothing and normalize every score to NaN: refused, naming
+    # the manifest and the field.
+    message = f"{path}: calibration: '{field}' must be a finite number"
+    with pytest.raises(ArtifactError, match=re.escape(message)):
+        load_artifact(tmp_path)
 
 
 def test_nan_metric_is_refused_before_writing(model: ReverseDistillation, tmp_path: Path) -> None:

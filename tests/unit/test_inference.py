@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +17,10 @@ from rdcore.calibration import calibrate
 from rdcore.data.images import decode_image
 from rdcore.data.overlay import heatmap_range
 from rdcore.device import resolve_device
+from rdcore.errors import ArtifactError
 from worker.frames import DecodedFrame, FrameMeta, SourceRecord
-from worker.scoring import BatchScorer, HeatmapsFor, Prepared, render_heatmap
+from worker.modelstore.cache import warm_up
+from worker.scoring import BatchScorer, HeatmapsFor, Prepared, Scored, render_heatmap
 
 pytestmark = pytest.mark.unit
 
@@ -115,6 +119,51 @@ def test_preprocessed_inputs_are_used_only_when_their_preprocessing_matches(
     stale = Preprocess(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     redone = scorer.score([Prepared(frames[0], torch.zeros(3, 32, 32), stale)], loaded)
     assert redone[0].raw_score == pytest.approx(float(raw_scores[0]), rel=1e-5)
+
+
+def test_a_frame_that_breaks_its_batch_fails_alone_and_the_others_are_scored(
+    module: ReverseDistillation, frames: list[DecodedFrame], raw_scores: np.ndarray
+) -> None:
+    loaded = loaded_model(module, float(np.median(raw_scores)))
+    # A tensor of the wrong shape, marked as already preprocessed: the batch cannot be stacked.
+    bad = Prepared(frames[2], torch.zeros(3, 8, 8), loaded.preprocess)
+    prepared = [Prepared(f) for f in frames[:2]] + [bad] + [Prepared(f) for f in frames[3:]]
+
+    results = BatchScorer("cpu", heatmaps_for="none").score_each(prepared, loaded)
+
+    assert isinstance(results[2], RuntimeError)
+    scored = [r for r in results if isinstance(r, Scored)]
+    assert [s.frame for s in scored] == frames[:2] + frames[3:]
+    np.testing.assert_allclose([s.raw_score for s in scored], np.delete(raw_scores, 2), rtol=1e-4)
+
+
+def test_cuda_out_of_memory_empties_the_cache_then_scores_frame_by_frame(
+    module: ReverseDistillation, frames: list[DecodedFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class BatchTooBig(BatchScorer):
+        def score(self, frames: Sequence[Prepared], loaded: LoadedModel) -> list[Scored]:
+            if len(frames) > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+            return super().score(frames, loaded)
+
+    emptied: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+
+    results = BatchTooBig("cpu").score_each([Prepared(f) for f in frames], loaded_model(module, 1))
+
+    assert emptied == [True]
+    assert [r.frame for r in results if isinstance(r, Scored)] == frames
+
+
+def test_warm_up_refuses_a_model_whose_weights_hold_nan(module: ReverseDistillation) -> None:
+    corrupt = copy.deepcopy(module)
+    with torch.no_grad():
+        next(corrupt.decoder.parameters()).fill_(float("nan"))
+    loaded = loaded_model(corrupt, 1.0)
+    warm_up(loaded_model(module, 1.0))  # a sound model passes
+
+    with pytest.raises(ArtifactError, match="NaN or infinite"):
+        warm_up(loaded)
 
 
 def test_render_heatmap_is_a_png_of_the_frame_size(

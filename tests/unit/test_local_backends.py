@@ -473,20 +473,56 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
     assert any(entry["event"] == "model_swap_failed_old_keeps_serving" for entry in logs)
 
 
-def test_a_broken_model_fails_fast_until_the_failure_expires(
+def test_a_broken_model_is_refused_at_every_get_until_a_good_version_is_published(
     tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
 ) -> None:
     repository.publish(str(artifacts["p1/v1"]), "p1", "v1", "0" * 64)
     events: list[ModelLoadEvent] = []
-    store = CachingModelStore(
-        repository, tmp_path / "cache", on_load=events.append, failure_ttl_s=0.5
-    )
+    store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
 
-    for _ in range(3):
+    for _ in range(2):
         with pytest.raises(ModelLoadError, match="sha256"):
             store.get("p1")
-    assert len(events) == 1  # one load attempt, then the remembered failure
+    # Every get tries again: the model lifecycle, not the store, paces the retries.
+    assert [(e.version, e.ok) for e in events] == [("v1", False), ("v1", False)]
 
     publish_artifact(repository, artifacts["p1/v1"], "p1")
-    time.sleep(0.6)
     assert store.get("p1").version == "v1"
+
+
+def test_an_unreadable_pointer_is_a_failed_load_without_a_version(
+    tmp_path: Path, repository: DirectoryModelRepository
+) -> None:
+    pointer = tmp_path / "models" / "p1" / "current.json"
+    pointer.parent.mkdir(parents=True)
+    pointer.write_text("{half written")
+    events: list[ModelLoadEvent] = []
+    store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
+
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        store.get("p1")
+
+    assert [(e.product_line, e.version, e.ok) for e in events] == [("p1", None, False)]
+
+
+@pytest.mark.parametrize("fault", ["uncalibrated", "nan_threshold"])
+def test_a_model_that_cannot_normalize_its_scores_never_becomes_resident(
+    tmp_path: Path, repository: DirectoryModelRepository, fault: str
+) -> None:
+    artifact = tmp_path / "artifact"
+    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
+    calibration = None if fault == "uncalibrated" else calibrate([0.1, 0.2, 0.3])
+    manifest = save_artifact(
+        model, artifact, product_line="p1", model_version="v1", calibration=calibration, training={}
+    )
+    if fault == "nan_threshold":
+        data = json.loads((artifact / "manifest.json").read_text())
+        data["calibration"]["threshold"] = float("nan")
+        (artifact / "manifest.json").write_text(json.dumps(data))
+    repository.publish(str(artifact), "p1", "v1", manifest.weights_sha256)
+    store = CachingModelStore(repository, tmp_path / "cache", warmup=False)
+
+    expected = "rdqc calibrate" if fault == "uncalibrated" else "'threshold' must be a finite"
+    with pytest.raises(ModelLoadError, match=expected):
+        store.get("p1")
+    assert store.versions() == {}

@@ -64,8 +64,17 @@ class DownloadCache:
 
 
 def warm_up(model: LoadedModel) -> None:
-    """One forward pass, so the first real batch doesn't pay for lazy initialization."""
+    """One forward pass, so the first real batch doesn't pay for lazy initialization.
+
+    Weights with NaN or infinite values pass every file check but score every frame NaN;
+    such a model is refused here instead of dead-lettering each frame it is given.
+    """
     size = model.preprocess.image_size
     device = next(model.model.parameters()).device
     with torch.inference_mode():
-        model.model(torch.zeros(1, 3, size, size, device=device))
+        score = model.model(torch.zeros(1, 3, size, size, device=device)).score
+    if not bool(torch.isfinite(score).all()):
+        raise ArtifactError(
+            f"model {model.manifest.product_line}/{model.version} ({model.directory}) scores a "
+            f"blank image {score.tolist()}: its weights hold NaN or infinite values"
+        )

@@ -1,12 +1,21 @@
 """An in-memory model store: product line -> LoadedModel, with hot swaps, for tests and demos.
 
-``publish`` stages a version the way uploading a new ``current.json`` does: a product line
-that is not resident yet gets it on first ``get``, a resident one only at the next ``refresh``.
+It behaves like CachingModelStore where the pipeline can tell: ``publish`` stages a version the
+way uploading a new ``current.json`` does (a product line that is not resident yet gets it on
+its next ``get``, a resident one at the next ``refresh``); a resident model keeps serving
+whatever happens to the store; a version that cannot be loaded or has no calibration is never
+resident; ``get`` may block.
+
+Faults to inject, per product line: ``break_line`` (its published version cannot be loaded,
+until another is published), ``fail_loads`` (the store is unreachable for the next loads),
+``hold_loads`` (loads wait, like a slow download, until ``release_loads``) and ``unpublish``
+(the pointer is deleted).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Mapping
 
 from rdcore.artifacts.artifact import LoadedModel
@@ -20,27 +29,64 @@ class MemoryModelStore:
         self._published: dict[str, LoadedModel] = dict(models or {})
         self._live: dict[str, LoadedModel] = {}
         self._broken: dict[str, str] = {}
+        self._unreachable: Counter[str] = Counter()
+        self._held: dict[str, threading.Event] = {}
         self.refresh_calls = 0
+        self.load_attempts: Counter[str] = Counter()  # loads that got past a hold
 
     def publish(self, product_line: str, loaded: LoadedModel) -> None:
         with self._lock:
             self._published[product_line] = loaded
+            self._broken.pop(product_line, None)
+
+    def unpublish(self, product_line: str) -> None:
+        with self._lock:
+            self._published.pop(product_line, None)
 
     def break_line(self, product_line: str, message: str = "injected load failure") -> None:
-        """From now on, loading ``product_line`` raises ModelLoadError."""
+        """Loading the published version of ``product_line`` fails until another is published."""
         with self._lock:
             self._broken[product_line] = message
 
+    def fail_loads(self, product_line: str, count: int) -> None:
+        """The next ``count`` loads of ``product_line`` fail as if the store were unreachable."""
+        with self._lock:
+            self._unreachable[product_line] = count
+
+    def hold_loads(self, product_line: str) -> None:
+        """Loads of ``product_line`` wait until ``release_loads``, like a slow download."""
+        with self._lock:
+            self._held.setdefault(product_line, threading.Event())
+
+    def release_loads(self, product_line: str) -> None:
+        with self._lock:
+            held = self._held.pop(product_line, None)
+        if held is not None:
+            held.set()
+
     def get(self, product_line: str) -> LoadedModel:
         with self._lock:
-            if product_line in self._broken:
-                raise ModelLoadError(f"{product_line}: {self._broken[product_line]}")
             live = self._live.get(product_line)
             if live is not None:
                 return live
+            held = self._held.get(product_line)
+        if held is not None:
+            held.wait()
+        with self._lock:
+            self.load_attempts[product_line] += 1
+            if self._unreachable[product_line] > 0:
+                self._unreachable[product_line] -= 1
+                raise ModelLoadError(
+                    f"model pointer of {product_line!r} unreadable: injected: store unreachable"
+                )
             published = self._published.get(product_line)
             if published is None:
-                raise UnknownProductLine(f"no model is published for {product_line!r}")
+                raise UnknownProductLine(f"no model is published for product line {product_line!r}")
+            problem = self._unloadable(product_line, published)
+            if problem is not None:
+                raise ModelLoadError(
+                    f"model {product_line}/{published.version} cannot be loaded: {problem}"
+                )
             self._live[product_line] = published
             return published
 
@@ -49,12 +95,22 @@ class MemoryModelStore:
             self.refresh_calls += 1
             swaps = []
             for line, live in self._live.items():
-                published = self._published[line]
-                if published is not live:
-                    swaps.append(ModelSwap(line, live.version, published.version))
-                    self._live[line] = published
+                published = self._published.get(line)
+                # No pointer, or a version that cannot load: the live model keeps serving.
+                if published is None or published is live or self._unloadable(line, published):
+                    continue
+                swaps.append(ModelSwap(line, live.version, published.version))
+                self._live[line] = published
             return swaps
 
     def versions(self) -> dict[str, str]:
         with self._lock:
             return {line: loaded.version for line, loaded in self._live.items()}
+
+    def _unloadable(self, product_line: str, published: LoadedModel) -> str | None:
+        """Why the published version would fail to load, like CachingModelStore; or None."""
+        if product_line in self._broken:
+            return self._broken[product_line]
+        if published.manifest.calibration is None:
+            return f"model {product_line}/{published.version} has no calibration"
+        return None

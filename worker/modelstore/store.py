@@ -1,13 +1,14 @@
 """The live models of the product lines a worker sees: loaded on first use, hot-swapped.
 
 A model is fetched once into the local download cache (modelstore/cache.py), where it is checked
-against the pointer's SHA-256, then loaded, warmed up with one forward pass and kept in a
-bounded LRU.
+against the pointer's SHA-256, then loaded, checked for a usable calibration, warmed up with one
+forward pass and kept in a bounded LRU. So a resident model is always ready to score.
 ``refresh`` loads a new version completely before it swaps it in, so frames are always scored by
 a ready model, and a version that fails to load leaves the old one serving.
 
-A product line whose load just failed (or which has no model) fails fast for
-``failure_ttl_s`` instead of downloading and loading again for every batch of its frames.
+``get`` and ``refresh`` block for as long as a download takes: the pipeline calls them on the
+model lifecycle's loader threads (modelstore/lifecycle.py), which also decides when a failed
+load is tried again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ log = structlog.get_logger(__name__)
 # Loads of different product lines run in parallel, of one product line one at a time; a fixed
 # set of locks keeps that bounded however many product-line names frames carry.
 _LOAD_LOCKS = 64
-_MAX_REMEMBERED_FAILURES = 1024
 
 
 @dataclass(frozen=True)
@@ -43,20 +43,13 @@ class ModelLoadEvent:
     """One attempt to load a model version, for metrics."""
 
     product_line: str
-    version: str
+    version: str | None  # None when the pointer could not be read
     duration_s: float
     error: str | None  # None when the model loaded
 
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@dataclass(frozen=True)
-class _Failure:
-    until: float
-    error_class: type[UnknownProductLine | ModelLoadError]
-    message: str
 
 
 class CachingModelStore:
@@ -69,7 +62,6 @@ class CachingModelStore:
         max_resident: int = 8,
         warmup: bool = True,
         on_load: Callable[[ModelLoadEvent], None] | None = None,
-        failure_ttl_s: float = 10.0,
     ) -> None:
         if max_resident <= 0:
             raise ValueError(f"max_resident must be > 0, got {max_resident}")
@@ -79,11 +71,9 @@ class CachingModelStore:
         self._max_resident = max_resident
         self._warmup = warmup
         self._on_load = on_load
-        self._failure_ttl_s = failure_ttl_s
         self._lock = threading.Lock()
         self._load_locks = [threading.Lock() for _ in range(_LOAD_LOCKS)]
         self._resident: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._failures: OrderedDict[str, _Failure] = OrderedDict()
 
     def get(self, product_line: str) -> LoadedModel:
         try:
@@ -94,16 +84,11 @@ class CachingModelStore:
         if model is not None:
             return model
         with self._load_lock(product_line):
-            # Another thread may have loaded it, or failed to, while this one waited.
+            # Another thread may have loaded it while this one waited.
             model = self._resident_model(product_line)
             if model is not None:
                 return model
-            try:
-                pointer = self._pointer(product_line)
-                model = self._load(product_line, pointer)
-            except (UnknownProductLine, ModelLoadError) as exc:
-                self._remember_failure(product_line, exc)
-                raise
+            model = self._load(product_line, self._pointer(product_line))
         with self._lock:
             self._resident[product_line] = model
             while len(self._resident) > self._max_resident:
@@ -160,37 +145,21 @@ class CachingModelStore:
         return ModelSwap(product_line, old.version, new.version)
 
     def _resident_model(self, product_line: str) -> LoadedModel | None:
-        """The loaded model, or None; raises again a failure of this line still remembered."""
         with self._lock:
             model = self._resident.get(product_line)
             if model is not None:
                 self._resident.move_to_end(product_line)
-                return model
-            failure = self._failures.get(product_line)
-            if failure is not None and failure.until > time.monotonic():
-                raise failure.error_class(failure.message)
-            self._failures.pop(product_line, None)
-            return None
-
-    def _remember_failure(
-        self, product_line: str, exc: UnknownProductLine | ModelLoadError
-    ) -> None:
-        if self._failure_ttl_s <= 0:
-            return
-        failure = _Failure(time.monotonic() + self._failure_ttl_s, type(exc), str(exc))
-        with self._lock:
-            self._failures[product_line] = failure
-            self._failures.move_to_end(product_line)
-            while len(self._failures) > _MAX_REMEMBERED_FAILURES:
-                self._failures.popitem(last=False)
+            return model
 
     def _load_lock(self, product_line: str) -> threading.Lock:
         return self._load_locks[zlib.crc32(product_line.encode()) % _LOAD_LOCKS]
 
     def _pointer(self, product_line: str) -> ModelPointer:
+        started = time.monotonic()
         try:
             pointer = self._repository.pointer(product_line)
         except Exception as exc:
+            self._report(product_line, None, started, str(exc))
             raise ModelLoadError(f"model pointer of {product_line!r} unreadable: {exc}") from exc
         if pointer is None:
             raise UnknownProductLine(f"no model is published for product line {product_line!r}")
@@ -202,6 +171,7 @@ class CachingModelStore:
         try:
             directory = self._downloads.fetch(product_line, pointer)
             model = load_artifact(directory, self._device)
+            _ = model.calibration  # raises for a model that cannot normalize its scores
             if self._warmup:
                 warm_up(model)
         except Exception as exc:
@@ -214,6 +184,8 @@ class CachingModelStore:
         log.info("model_loaded", product_line=product_line, version=model.version)
         return model
 
-    def _report(self, product_line: str, version: str, started: float, error: str | None) -> None:
+    def _report(
+        self, product_line: str, version: str | None, started: float, error: str | None
+    ) -> None:
         if self._on_load is not None:
             self._on_load(ModelLoadEvent(product_line, version, time.monotonic() - started, error))

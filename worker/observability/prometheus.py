@@ -78,6 +78,19 @@ class Metrics:
             "rdqc_frames_in_flight", "Frames polled and not yet committable", registry=r
         )
         self.commits = Counter("rdqc_commits", "Offset commits", registry=r)
+        # Faults that are waited out or survived, not dead-lettered (lifecycle, inference).
+        self.model_unavailable = Gauge(
+            "rdqc_model_unavailable",
+            "1 while frames of a product line wait for a model that failed to load",
+            ["product_line"],
+            registry=r,
+        )
+        self.heatmap_failures = Counter(
+            "rdqc_heatmap_failures",
+            "Heatmaps that could not be rendered; their scores were written without one",
+            ["product_line"],
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:

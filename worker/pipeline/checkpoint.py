@@ -25,7 +25,6 @@ from concurrent.futures import Future
 
 import structlog
 
-from rdcore.errors import ImageReadError
 from worker.errors import SinkBackpressure, SinkError
 from worker.frames import FrameResult
 from worker.observability.prometheus import Metrics
@@ -179,7 +178,14 @@ def _png(output: ScoreOutput) -> bytes | None:
         return None
     try:
         return output.heatmap.result()
-    except (ValueError, ImageReadError) as exc:
-        # The score matters more than its picture: write it without a heatmap.
-        log.warning("heatmap not rendered", **log_fields(output.ticket.record), error=str(exc))
+    except Exception as exc:
+        # The score matters more than its picture: whatever the renderer raised (cv2.error,
+        # MemoryError...), write the score without a heatmap; the failure is counted where it
+        # was rendered (InferenceStage._render).
+        log.warning(
+            "heatmap not rendered",
+            **log_fields(output.ticket.record),
+            error_class=type(exc).__name__,
+            error=str(exc),
+        )
         return None

@@ -1,12 +1,23 @@
-"""The inference stage: one thread scores batches and makes every call to the model store.
+"""The inference stage: batches wait for their product line's model, then one thread scores them.
 
-One thread, so a model refresh queued behind the batches never swaps a model under a running
-batch, and loading never competes with scoring for the GPU. Heatmaps are rendered on the CPU
-pool, so a batch with many flagged frames does not hold up the next batch.
+Models load on the model lifecycle's loader threads (modelstore/lifecycle.py), never here. A
+batch whose model is not ready is parked behind the earlier batches of its product line and
+sent on, in order, once the model is ready; the batches of other product lines keep flowing.
+Parked frames stay in flight: the offset ledger counts them, so the pipeline's in-flight limits
+bound them, and on shutdown past the grace period they stay uncommitted and are redelivered.
+Only a definite "no model is published for this product line" dead-letters them.
+
+One inference thread, so batches never compete with each other for the GPU. No fault of one
+frame stops the worker: a batch that raises is scored frame by frame (BatchScorer.score_each)
+and a frame that fails alone is dead-lettered as ``scoring_failed``; a NaN or infinite score
+as ``non_finite_score``. Heatmaps are rendered on the CPU pool, so a batch with many flagged
+frames does not hold up the next batch; one that cannot be rendered is counted here, and its
+score is written without it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -14,13 +25,14 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import structlog
 
-from worker.errors import ModelLoadError, UnknownProductLine
+from rdcore.artifacts.artifact import LoadedModel
+from worker.errors import UnknownProductLine
 from worker.modelstore.lifecycle import ModelLifecycle
 from worker.observability.prometheus import Metrics
 from worker.pipeline.batching import Batch
 from worker.pipeline.offsets import OffsetLedger
-from worker.pipeline.work import InFlightFrame, Output, ScoreOutput, reject_all
-from worker.scoring import BatchScorer, render_heatmap
+from worker.pipeline.work import InFlightFrame, Output, ScoreOutput, reject, reject_all
+from worker.scoring import BatchScorer, Scored, render_heatmap
 
 log = structlog.get_logger(__name__)
 
@@ -44,23 +56,29 @@ class InferenceStage:
         self._metrics = metrics
         self._clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="rdqc-inference")
+        self._parked: dict[str, deque[Batch[InFlightFrame]]] = {}
         self._inferring: deque[Future[list[Output]]] = deque()
-        self._refreshing: Future[None] | None = None
+        self._rejected: list[Output] = []
 
     def __len__(self) -> int:
-        """Batches submitted and not collected yet."""
-        return len(self._inferring)
+        """Batches parked, or submitted and not collected yet, and rejections not collected."""
+        parked = sum(len(batches) for batches in self._parked.values())
+        return parked + len(self._inferring) + len(self._rejected)
 
     def submit(self, batches: list[Batch[InFlightFrame]]) -> None:
+        """Park the batches behind their product line's, then send on those whose model is ready.
+
+        Called on every turn of the loop, so parked batches leave as soon as their model is.
+        """
+        self._lifecycle.settle()
         for batch in batches:
-            frames = [frame for frame in batch.frames if not self._ledger.is_stale(frame.ticket)]
-            if frames:
-                live = Batch(batch.product_line, frames)
-                self._inferring.append(self._thread.submit(self._infer, live))
+            self._parked.setdefault(batch.product_line, deque()).append(batch)
+        for product_line in list(self._parked):
+            self._dispatch(product_line)
 
     def collect(self) -> list[Output]:
-        """The outputs of the finished batches, in the order the batches were submitted."""
-        outputs: list[Output] = []
+        """Rejected batches, and the outputs of the finished batches in submission order."""
+        outputs, self._rejected = self._rejected, []
         while self._inferring and self._inferring[0].done():
             outputs += self._inferring.popleft().result()
         return outputs
@@ -69,43 +87,85 @@ class InferenceStage:
         return list(self._inferring)
 
     def refresh_models(self) -> None:
-        """Queue a model refresh behind the batches, unless the last one is still queued."""
-        if self._refreshing is None or self._refreshing.done():
-            if self._refreshing is not None:
-                self._refreshing.result()  # surfaces an unexpected error of the last one
-            self._refreshing = self._thread.submit(self._lifecycle.refresh)
+        self._lifecycle.refresh()
 
     def close(self, wait: bool) -> None:
         self._thread.shutdown(wait=wait, cancel_futures=True)
+        self._lifecycle.close()
 
-    def _infer(self, batch: Batch[InFlightFrame]) -> list[Output]:
+    def _dispatch(self, product_line: str) -> None:
         try:
-            loaded = self._lifecycle.model(batch.product_line)
+            loaded = self._lifecycle.model(product_line)
         except UnknownProductLine as exc:
-            return reject_all(batch, "unknown_product_line", exc)
-        except ModelLoadError as exc:
-            return reject_all(batch, "model_unavailable", exc)
+            for batch in self._parked.pop(product_line):
+                self._rejected += reject_all(self._live(batch), "unknown_product_line", exc)
+            return
+        if loaded is None:
+            self._drop_stale(product_line)
+            return
+        for batch in self._parked.pop(product_line):
+            live = self._live(batch)
+            if live.frames:
+                self._inferring.append(self._thread.submit(self._infer, live, loaded))
+
+    def _live(self, batch: Batch[InFlightFrame]) -> Batch[InFlightFrame]:
+        """The batch without the frames of partitions revoked since they were polled."""
+        frames = [frame for frame in batch.frames if not self._ledger.is_stale(frame.ticket)]
+        return Batch(batch.product_line, frames)
+
+    def _drop_stale(self, product_line: str) -> None:
+        live = deque(b for b in map(self._live, self._parked[product_line]) if b.frames)
+        if live:
+            self._parked[product_line] = live
+        else:
+            del self._parked[product_line]
+            self._lifecycle.abandon(product_line)
+
+    def _infer(self, batch: Batch[InFlightFrame], loaded: LoadedModel) -> list[Output]:
         started = self._clock()
         for frame in batch.frames:
             self._metrics.queue_wait.observe(started - frame.ticket.polled_at)
-        scored = self._scorer.score([frame.prepared for frame in batch.frames], loaded)
+        results = self._scorer.score_each([frame.prepared for frame in batch.frames], loaded)
         seconds = self._clock() - started
         scored_at_ms = time.time_ns() // 1_000_000
-        self._metrics.batch_size.observe(len(scored))
+        self._metrics.batch_size.observe(len(results))
         self._metrics.inference_seconds.labels(batch.product_line).observe(seconds)
         log.debug(
             "batch scored",
             product_line=batch.product_line,
-            size=len(scored),
+            size=len(results),
             model_version=loaded.version,
             seconds=round(seconds, 4),
         )
-        outputs: list[Output] = []
-        for frame, result in zip(batch.frames, scored, strict=True):
-            latency_ms = max(0, scored_at_ms - result.frame.meta.captured_at_ms)
-            self._metrics.end_to_end_latency.observe(latency_ms / 1000)
-            heatmap = None
-            if result.anomaly_map is not None:
-                heatmap = self._cpu.submit(render_heatmap, result)
-            outputs.append(ScoreOutput(frame.ticket, result, scored_at_ms, heatmap))
-        return outputs
+        return [
+            self._output(frame, result, scored_at_ms)
+            for frame, result in zip(batch.frames, results, strict=True)
+        ]
+
+    def _output(
+        self, frame: InFlightFrame, result: Scored | Exception, scored_at_ms: int
+    ) -> Output:
+        if isinstance(result, Exception):
+            return reject(frame.ticket, "scoring_failed", result)
+        if not (math.isfinite(result.raw_score) and math.isfinite(result.score)):
+            error = FloatingPointError(
+                f"model {result.model_version} scored the frame {result.raw_score}"
+            )
+            return reject(frame.ticket, "non_finite_score", error)
+        latency_ms = max(0, scored_at_ms - result.frame.meta.captured_at_ms)
+        self._metrics.end_to_end_latency.observe(latency_ms / 1000)
+        heatmap = None
+        if result.anomaly_map is not None:
+            heatmap = self._cpu.submit(self._render, result)
+        return ScoreOutput(frame.ticket, result, scored_at_ms, heatmap)
+
+    def _render(self, scored: Scored) -> bytes:
+        """CPU pool: the heatmap PNG.
+
+        A failure is counted here; the checkpoint logs it and writes the score without a heatmap.
+        """
+        try:
+            return render_heatmap(scored)
+        except Exception:
+            self._metrics.heatmap_failures.labels(scored.frame.meta.product_line).inc()
+            raise

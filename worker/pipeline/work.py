@@ -57,11 +57,13 @@ class ScoreOutput:
 Output = RejectOutput | ScoreOutput
 
 
+def reject(ticket: Ticket, reason: RejectReason, exc: Exception) -> RejectOutput:
+    """The frame goes to the dead letters, with the class and message of ``exc``."""
+    return RejectOutput(ticket, Rejection(ticket.record, reason, type(exc).__name__, str(exc)))
+
+
 def reject_all(batch: Batch[InFlightFrame], reason: RejectReason, exc: Exception) -> list[Output]:
-    return [
-        RejectOutput(f.ticket, Rejection(f.ticket.record, reason, type(exc).__name__, str(exc)))
-        for f in batch.frames
-    ]
+    return [reject(frame.ticket, reason, exc) for frame in batch.frames]
 
 
 def log_fields(record: SourceRecord) -> dict[str, object]:
