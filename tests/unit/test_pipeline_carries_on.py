@@ -33,7 +33,7 @@ class Worker:
         self.source = MemorySource()
         self.dead_letters = MemoryDeadLetterSink()
         self.metrics = Metrics()
-        self.health = Health(max_silence_s=1.0)
+        self.health = Health(max_silence_s=5.0)
         self.health.set_models_ok(True)  # no model is asked for: no frame gets that far
         self.errors: list[BaseException] = []
         self.pipeline = Pipeline(
