@@ -39,6 +39,7 @@ _SECURITY_PROTOCOLS_WITH_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 
 Positive = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(gt=0)]
 
 # The URL schemes each port accepts, the one list of them: worker/wiring.py has a backend factory
 # for each (a unit test holds the two together). Error messages list them in this order.
@@ -48,6 +49,7 @@ BACKEND_SCHEMES: Mapping[str, tuple[str, ...]] = {
     "models": ("s3", "dir"),
     "scores": ("redis", "file"),
     "heatmaps": ("s3", "dir"),
+    "dead_letter_payloads": ("s3", "dir"),
 }
 
 
@@ -101,6 +103,13 @@ class KafkaSettings(_Section):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    # Bounds of the dead-letter producer; a flush waits at most dlq_delivery_timeout_s for acks.
+    dlq_delivery_timeout_s: Seconds = 10
+    # How long a send may block waiting for topic metadata or buffer space.
+    dlq_send_timeout_s: Seconds = 2
+    # Largest dead-letter record sent as is (the DLQ topic's max.message.bytes, broker default
+    # 1,000,000); a larger one keeps its payload in object storage (RDQC_DEAD_LETTER_PAYLOADS).
+    dlq_max_record_bytes: Annotated[int, Field(ge=64 * 1024)] = 1_000_000
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Self:
@@ -121,6 +130,9 @@ class RedisSettings(_Section):
     ttl_s: Positive = 7 * 24 * 3600
     stream_maxlen: Positive = 100_000
     flagged_maxlen: Positive = 10_000
+    # Per attempt: connecting, then each command's round trip.
+    connect_timeout_s: Seconds = 1
+    socket_timeout_s: Seconds = 2
 
 
 class S3Settings(_Section):
@@ -130,6 +142,12 @@ class S3Settings(_Section):
     region: str = "us-east-1"
     heatmap_bucket: str = "rdqc-heatmaps"
     model_bucket: str = "rdqc-models"
+    # Per request, no retries below ours (worker/s3_client.py).
+    connect_timeout_s: Seconds = 2
+    read_timeout_s: Seconds = 10
+    # The longest a flush waits for its uploads (heatmaps, dead-letter payloads); unfinished
+    # ones keep running, the flush fails and the next one waits for them again.
+    flush_timeout_s: Seconds = 5
 
 
 class BatchingSettings(_Section):
@@ -185,6 +203,9 @@ class Settings(BaseSettings):
     models: ModelStoreSettings = ModelStoreSettings()
     scores: str = "file://./scores.jsonl"
     heatmaps: str = "dir://./heatmaps"
+    # Where dead letters too large for the DLQ topic keep their payload. Empty: the heatmap
+    # store's dlq/ prefix (s3://BUCKET -> s3://BUCKET/dlq, dir://X -> dir://X/dlq).
+    dead_letter_payloads: str = ""
     worker_id: str = Field(default_factory=_default_worker_id, min_length=1)
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -247,6 +268,11 @@ class Settings(BaseSettings):
     def _upper_level(cls, level: object) -> object:
         return level.upper() if isinstance(level, str) else level
 
+    @field_validator("dead_letter_payloads")
+    @classmethod
+    def _dead_letter_payloads_scheme(cls, url: str) -> str:
+        return url and check_backend_url("dead_letter_payloads", url)
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.min_dimension > self.max_dimension:
@@ -256,6 +282,8 @@ class Settings(BaseSettings):
             )
         if not self.dead_letters:
             self.dead_letters = self._derived_dead_letters()
+        if not self.dead_letter_payloads:
+            self.dead_letter_payloads = self._derived_dead_letter_payloads()
         return self
 
     # After _consistent, so crossed side limits are reported as such.
@@ -267,6 +295,12 @@ class Settings(BaseSettings):
                 f"({self.min_dimension**2}), or no frame could ever pass"
             )
         return self
+
+    def _derived_dead_letter_payloads(self) -> str:
+        scheme, location = parse_backend_url(self.heatmaps)
+        if scheme == "s3":
+            return f"s3://{location.strip('/') or self.s3.heatmap_bucket}/dlq"
+        return f"dir://{posixpath.join(location.rstrip('/') or '.', 'dlq')}"
 
     def _derived_dead_letters(self) -> str:
         scheme, location = parse_backend_url(self.source)
@@ -282,7 +316,7 @@ class Settings(BaseSettings):
         """All settings for a startup log line: secrets masked, passwords cut out of URLs."""
         data = self.model_dump(mode="json")
         data["redis"]["url"] = mask_url(self.redis.url.get_secret_value())
-        for key in ("source", "dead_letters", "scores", "heatmaps"):
+        for key in ("source", "dead_letters", "scores", "heatmaps", "dead_letter_payloads"):
             data[key] = mask_url(data[key])
         data["models"]["url"] = mask_url(data["models"]["url"])
         return data

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rdcore.device import resolve_device
 from worker.frame_decoder import FrameDecoder
@@ -23,6 +24,9 @@ from worker.pipeline import Pipeline, PipelineConfig
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
 from worker.scoring import BatchScorer
 from worker.settings import Settings, parse_backend_url
+
+if TYPE_CHECKING:
+    from worker.sinks.payload_stores import PayloadStore
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,21 @@ def _directory_source(_settings: Settings, location: str) -> FrameSource:
 
 
 def _kafka_dead_letters(settings: Settings, topic: str) -> DeadLetterSink:
+    from worker.sinks.dead_letter_payloads import PayloadOffloader
     from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
 
+    kafka = settings.kafka
     return KafkaDeadLetterSink(
-        settings.kafka.bootstrap_servers,
-        topic or settings.kafka.dlq_topic,
+        kafka.bootstrap_servers,
+        topic or kafka.dlq_topic,
         worker_id=settings.worker_id,
-        security=KafkaSecurity.from_settings(settings.kafka),
+        payloads=PayloadOffloader(
+            dead_letter_payload_store(settings), wait_s=settings.s3.flush_timeout_s
+        ),
+        security=KafkaSecurity.from_settings(kafka),
+        max_record_bytes=kafka.dlq_max_record_bytes,
+        delivery_timeout_s=kafka.dlq_delivery_timeout_s,
+        send_timeout_s=kafka.dlq_send_timeout_s,
     )
 
 
@@ -90,6 +102,8 @@ def _redis_scores(settings: Settings, location: str) -> ScoreSink:
         ttl_s=redis.ttl_s,
         stream_maxlen=redis.stream_maxlen,
         flagged_maxlen=redis.flagged_maxlen,
+        socket_timeout_s=redis.socket_timeout_s,
+        connect_timeout_s=redis.connect_timeout_s,
     )
 
 
@@ -103,13 +117,31 @@ def _s3_heatmaps(settings: Settings, bucket: str) -> HeatmapSink:
     from worker.s3_client import s3_client
     from worker.sinks.s3_heatmaps import S3HeatmapSink
 
-    return S3HeatmapSink(s3_client(settings.s3), bucket or settings.s3.heatmap_bucket)
+    return S3HeatmapSink(
+        s3_client(settings.s3),
+        bucket or settings.s3.heatmap_bucket,
+        flush_timeout_s=settings.s3.flush_timeout_s,
+    )
 
 
 def _directory_heatmaps(_settings: Settings, location: str) -> HeatmapSink:
     from worker.sinks.directory_heatmaps import DirectoryHeatmapSink
 
     return DirectoryHeatmapSink(location)
+
+
+def _s3_payload_store(settings: Settings, location: str) -> PayloadStore:
+    from worker.s3_client import s3_client
+    from worker.sinks.payload_stores import S3PayloadStore
+
+    bucket, _, prefix = location.partition("/")
+    return S3PayloadStore(s3_client(settings.s3), bucket or settings.s3.heatmap_bucket, prefix)
+
+
+def _directory_payload_store(_settings: Settings, location: str) -> PayloadStore:
+    from worker.sinks.payload_stores import DirectoryPayloadStore
+
+    return DirectoryPayloadStore(location)
 
 
 def _s3_models(settings: Settings, bucket: str, for_publishing: bool) -> ModelRepository:
@@ -147,6 +179,10 @@ HEATMAP_SINKS: Mapping[str, Callable[[Settings, str], HeatmapSink]] = {
     "s3": _s3_heatmaps,
     "dir": _directory_heatmaps,
 }
+DEAD_LETTER_PAYLOAD_STORES: Mapping[str, Callable[[Settings, str], PayloadStore]] = {
+    "s3": _s3_payload_store,
+    "dir": _directory_payload_store,
+}
 # The model factories also learn whether the repository is for publishing (``rdqc publish``).
 MODEL_REPOSITORIES: Mapping[str, Callable[[Settings, str, bool], ModelRepository]] = {
     "s3": _s3_models,
@@ -172,6 +208,11 @@ def score_sink(settings: Settings) -> ScoreSink:
 def heatmap_sink(settings: Settings) -> HeatmapSink:
     scheme, location = parse_backend_url(settings.heatmaps)
     return HEATMAP_SINKS[scheme](settings, location)
+
+
+def dead_letter_payload_store(settings: Settings) -> PayloadStore:
+    scheme, location = parse_backend_url(settings.dead_letter_payloads)
+    return DEAD_LETTER_PAYLOAD_STORES[scheme](settings, location)
 
 
 def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRepository:

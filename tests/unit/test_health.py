@@ -1,4 +1,5 @@
-"""Probes: liveness follows the loop's heartbeat, readiness needs partitions and the model store."""
+"""Probes: liveness follows the loop's heartbeat, readiness needs partitions, the model store and
+sinks that are not failing."""
 
 from __future__ import annotations
 
@@ -59,8 +60,25 @@ def test_readiness_needs_partitions_and_a_model_store(
     health.set_models_ok(True)
     assert get(port, "/readyz") == (
         200,
-        {"ready": True, "partitions_assigned": True, "model_store": "ok"},
+        {"ready": True, "partitions_assigned": True, "model_store": "ok", "sinks": "ok"},
     )
     health.set_models_ok(False, "pointer unreadable")
     assert get(port, "/readyz")[1]["model_store"] == "pointer unreadable"
     assert get(port, "/nope")[0] == 404
+
+
+def test_a_failing_sink_makes_the_worker_unready_but_not_dead(
+    served: tuple[Health, FakeClock, int],
+) -> None:
+    health, _, port = served
+    health.set_assigned(True)
+    health.set_models_ok(True)
+
+    health.set_sinks_ok(False, "dead_letters: Kafka dead-letter sink: 1 records failed")
+
+    status, body = get(port, "/readyz")
+    assert (status, body["ready"]) == (503, False)
+    assert body["sinks"] == "dead_letters: Kafka dead-letter sink: 1 records failed"
+    assert get(port, "/healthz")[0] == 200  # waiting for storage is not being wedged
+    health.set_sinks_ok(True)
+    assert get(port, "/readyz")[0] == 200

@@ -1,8 +1,10 @@
-"""PendingWrites: send on add, confirm on flush, resend the failed writes, raise naming them."""
+"""PendingWrites: send on add, confirm on flush, resend the failed writes, raise naming them;
+a bounded wait leaves writes still running pending instead of hanging the flush."""
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -10,14 +12,19 @@ import pytest
 from kafka.future import Future as KafkaFuture
 
 from worker.errors import SinkError
-from worker.sinks.pending import KafkaDelivery, PendingWrites, ThreadDelivery
+from worker.sinks.pending import KafkaDelivery, PendingWrites, ThreadDelivery, Unconfirmed
 
 pytestmark = pytest.mark.unit
 
 
 @dataclass(frozen=True)
 class Outcome:
+    """A send whose outcome is known at once, as a Kafka send's is after the producer's flush."""
+
     failure: BaseException | None = None
+
+    def wait(self, timeout_s: float) -> bool:
+        return True
 
     def confirmed(self) -> bool:
         return self.failure is None
@@ -39,8 +46,8 @@ class Sender:
         return Outcome(scripted.pop(0) if scripted else None)
 
 
-def message(count: int, names: str, error: BaseException | None) -> str:
-    return f"{count} failed ({names}): {error}"
+def message(unconfirmed: Unconfirmed) -> str:
+    return f"{unconfirmed.failed} failed ({unconfirmed.names}): {unconfirmed.error}"
 
 
 def test_confirmed_writes_are_forgotten() -> None:
@@ -109,9 +116,61 @@ def test_thread_deliveries_are_waited_for() -> None:
         pending = PendingWrites(lambda item: ThreadDelivery(pool.submit(upload, item)), str)
         pending.add("slow")
         threading.Timer(0.05, release.set).start()
+        pending.wait(10)
         pending.confirm(message)
 
     assert finished == ["slow"]
+
+
+def test_a_write_still_running_after_the_wait_stays_pending_and_fails_the_flush() -> None:
+    release = threading.Event()
+    uploads: list[str] = []
+
+    def upload(item: str) -> None:
+        uploads.append(item)
+        if item == "hung":
+            release.wait(timeout=10)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = PendingWrites(lambda item: ThreadDelivery(pool.submit(upload, item)), str)
+        pending.add("quick")
+        pending.add("hung")
+        started = time.monotonic()
+        pending.wait(0.2)
+        assert time.monotonic() - started < 2  # bounded, not until the upload ends
+
+        with pytest.raises(SinkError) as info:
+            pending.confirm(lambda u: u.describe("uploads"))
+        assert str(info.value) == "1 uploads still running (hung)"
+        assert len(pending) == 1  # the quick one is forgotten, the hung one kept
+
+        release.set()
+        pending.wait(10)
+        pending.confirm(message)
+
+    assert uploads == ["quick", "hung"]  # still running is not failed: never sent twice
+
+
+def test_take_confirmed_and_take_failed_hand_writes_back_without_resending() -> None:
+    too_large = ValueError("too large")
+    sender = Sender({"big": [too_large], "lost": [OSError("lost")]})
+    pending = PendingWrites(sender, str)
+    for item in ("ok", "big", "lost"):
+        pending.add(item)
+
+    assert pending.take_failed(lambda error: isinstance(error, ValueError)) == ["big"]
+    assert pending.take_confirmed() == ["ok"]
+    with pytest.raises(SinkError, match=r"^1 failed \(lost\): lost$"):
+        pending.confirm(message)
+    assert sender.sent == ["ok", "big", "lost", "lost"]
+
+
+def test_unconfirmed_describes_failed_and_running_writes() -> None:
+    both = Unconfirmed(failed=2, running=1, names="a, b, c", error=OSError("down"))
+    assert (
+        both.describe("uploads") == "2 uploads failed, 1 still running (a, b, c); first error: down"
+    )
+    assert Unconfirmed(0, 3, "x", None).describe("records") == "3 records still running (x)"
 
 
 def test_thread_delivery_reports_the_upload_error() -> None:
@@ -120,6 +179,7 @@ def test_thread_delivery_reports_the_upload_error() -> None:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         delivery = ThreadDelivery(pool.submit(upload))
+        assert delivery.wait(10)
         assert not delivery.confirmed()
         assert isinstance(delivery.error(), TimeoutError)
 
@@ -134,3 +194,16 @@ def test_kafka_delivery_reads_the_future() -> None:
     assert not refused.confirmed()
     assert str(refused.error()) == "refused"
     assert not unanswered.confirmed()  # not acknowledged is not confirmed
+    assert (acked.wait(1), refused.wait(1), unanswered.wait(0)) == (True, True, False)
+
+
+def test_resend_failed_keeps_the_writes_that_succeeded() -> None:
+    sender = Sender({"b": [OSError("down")]})
+    pending = PendingWrites(sender, str)
+    pending.add("a")
+    pending.add("b")
+
+    assert str(pending.resend_failed()) == "down"
+
+    assert sender.sent == ["a", "b", "b"]
+    assert pending.take_confirmed() == ["a", "b"]  # nothing forgotten before it is taken

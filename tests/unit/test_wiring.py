@@ -25,6 +25,7 @@ def test_the_factories_cover_exactly_the_allowed_schemes() -> None:
         "scores": wiring.SCORE_SINKS,
         "heatmaps": wiring.HEATMAP_SINKS,
         "models": wiring.MODEL_REPOSITORIES,
+        "dead_letter_payloads": wiring.DEAD_LETTER_PAYLOAD_STORES,
     }
     assert {port: sorted(table) for port, table in factories.items()} == {
         port: sorted(schemes) for port, schemes in BACKEND_SCHEMES.items()

@@ -1,7 +1,9 @@
 """Liveness and readiness for the orchestrator, over a tiny HTTP server on its own thread.
 
 ``/healthz``: the poll loop beat recently (a wedged loop gets the pod restarted).
-``/readyz``: partitions are assigned and the model store answered its last call.
+``/readyz``: partitions are assigned, the model store answered its last call and no sink is
+failing (a failed flush makes it false until a flush succeeds; the loop keeps beating meanwhile,
+so ``/healthz`` stays true while the worker waits for storage to come back).
 Both answer JSON that says why.
 """
 
@@ -28,6 +30,8 @@ class Health:
         self._assigned = False
         self._models_ok: bool | None = None
         self._models_detail = "not contacted yet"
+        self._sinks_ok = True
+        self._sinks_detail = "ok"
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -43,6 +47,11 @@ class Health:
         with self._lock:
             self._models_ok, self._models_detail = ok, detail
 
+    def set_sinks_ok(self, ok: bool, detail: str = "ok") -> None:
+        """``detail`` names the failing sink and its error."""
+        with self._lock:
+            self._sinks_ok, self._sinks_detail = ok, detail
+
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             silence = self._clock() - self._last_beat
@@ -52,8 +61,14 @@ class Health:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             assigned, models_ok, detail = self._assigned, self._models_ok, self._models_detail
-        ready = assigned and models_ok is True
-        return ready, {"ready": ready, "partitions_assigned": assigned, "model_store": detail}
+            sinks_ok, sinks_detail = self._sinks_ok, self._sinks_detail
+        ready = assigned and models_ok is True and sinks_ok
+        return ready, {
+            "ready": ready,
+            "partitions_assigned": assigned,
+            "model_store": detail,
+            "sinks": sinks_detail,
+        }
 
     def serve(self, port: int, host: str = "0.0.0.0") -> int:
         """Serve the probes on a daemon thread; returns the bound port (0 picks a free one)."""

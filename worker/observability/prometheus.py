@@ -91,6 +91,30 @@ class Metrics:
             ["product_line"],
             registry=r,
         )
+        # Sinks and commits that fail: retried with backoff, nothing committed meanwhile.
+        self.sink_flush_failures = Counter(
+            "rdqc_sink_flush_failures",
+            "Flushes or writes a sink failed after its own retries",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_flush_retries = Counter(
+            "rdqc_sink_flush_retries",
+            "Flushes scheduled again after the sink failed or pushed back",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_failing = Gauge(
+            "rdqc_sink_failing",
+            "1 while this sink's failure holds up the checkpoint (nothing is committed)",
+            ["sink"],
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "rdqc_commit_failures",
+            "Offset commits the source refused; the next commit retries them",
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:

@@ -81,7 +81,7 @@ class Pipeline:
         )
         self._infer = InferenceStage(lifecycle, scorer, self._cpu, self._ledger, metrics, clock)
         self._checkpoint = Checkpoint(
-            self._outputs, source, self._ledger, metrics, config, worker_id, clock
+            self._outputs, source, self._ledger, metrics, config, worker_id, clock, health
         )
         self._assigned: set[TopicPartition] = set()
         self._next_refresh = self._next_lag = clock()

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
+from worker.errors import SinkBackpressure, SinkError
 from worker.ports import DeadLetterSink, HeatmapSink, ScoreSink
+
+SinkName = Literal["heatmaps", "scores", "dead_letters"]
+
+
+class SinkFailure(SinkError):
+    """A sink's SinkError or SinkBackpressure, with the sink's name (``heatmaps``, ``scores`` or
+    ``dead_letters``). ``retry_after_s`` is the sink's wish when it pushed back, else None."""
+
+    def __init__(self, sink: SinkName, cause: SinkError | SinkBackpressure) -> None:
+        super().__init__(f"{sink}: {cause}")
+        self.sink: SinkName = sink
+        self.cause = cause
+        self.retry_after_s = cause.retry_after_s if isinstance(cause, SinkBackpressure) else None
+
+
+@contextmanager
+def blaming(sink: SinkName) -> Iterator[None]:
+    """Re-raise a SinkError or SinkBackpressure from inside as a SinkFailure of ``sink``."""
+    try:
+        yield
+    except SinkFailure:
+        raise
+    except (SinkError, SinkBackpressure) as exc:
+        raise SinkFailure(sink, exc) from exc
 
 
 class _Sink(Protocol):
@@ -22,7 +49,8 @@ class Outputs:
 
     Flushed heatmaps first: a score's ``heatmap_uri`` must name a stored object
     (docs/contracts.md §3), so the heatmaps are durable before the scores that point at them.
-    A flush that raises stops there; the sinks keep their buffers for the retry.
+    A flush that raises stops there, as a SinkFailure naming the sink; the sinks keep their
+    buffers for the retry.
     """
 
     dead_letters: DeadLetterSink
@@ -31,16 +59,21 @@ class Outputs:
 
     def setup(self) -> None:
         # Dead letters first, heatmaps last, as the worker has always connected them.
-        for sink in reversed(self._in_flush_order()):
+        for _, sink in reversed(self._in_flush_order()):
             sink.setup()
 
     def flush(self) -> None:
-        for sink in self._in_flush_order():
-            sink.flush()
+        for name, sink in self._in_flush_order():
+            with blaming(name):
+                sink.flush()
 
     def close(self) -> None:
-        for sink in self._in_flush_order():
+        for _, sink in self._in_flush_order():
             sink.close()
 
-    def _in_flush_order(self) -> tuple[_Sink, ...]:
-        return (self.heatmaps, self.scores, self.dead_letters)
+    def _in_flush_order(self) -> tuple[tuple[SinkName, _Sink], ...]:
+        return (
+            ("heatmaps", self.heatmaps),
+            ("scores", self.scores),
+            ("dead_letters", self.dead_letters),
+        )

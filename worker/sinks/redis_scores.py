@@ -80,6 +80,7 @@ class RedisScoreSink:
         flagged_maxlen: int = 10_000,
         attempts: int = 5,
         socket_timeout_s: float = 5.0,
+        connect_timeout_s: float | None = None,
     ) -> None:
         if ttl_s <= 0 or stream_maxlen <= 0 or flagged_maxlen <= 0 or attempts <= 0:
             raise ValueError(
@@ -95,7 +96,7 @@ class RedisScoreSink:
         self._client = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout_s,
-            socket_connect_timeout=socket_timeout_s,
+            socket_connect_timeout=connect_timeout_s or socket_timeout_s,
             retry=Retry(NoBackoff(), 0),
         )
         self._write_frame = self._client.register_script(_WRITE_FRAME)

@@ -1,9 +1,10 @@
 """Heatmap PNGs to S3-compatible object storage (docs/contracts.md §3).
 
 ``add`` starts the upload at once on a small thread pool, so uploads overlap with scoring the
-next batch; ``flush`` waits for them (sinks/pending.py). An upload that still fails after its
-retries is started again and ``flush`` raises, so a later flush cannot report it durable while it
-is not.
+next batch; ``flush`` waits for them, at most ``flush_timeout_s`` (sinks/pending.py). An upload
+that still fails after its retries is started again and ``flush`` raises; one still running
+keeps running and ``flush`` raises too. So a later flush cannot report an upload durable while it
+is not, and a hung store fails a flush in time instead of hanging the worker's loop.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from dataclasses import dataclass
 
 import structlog
 from minio import Minio
-from minio.error import S3Error
 
 from worker.errors import SinkError
 from worker.frames import FrameMeta
-from worker.s3_client import S3_ERRORS, is_transient
+from worker.s3_client import S3_ERRORS, ensure_bucket, is_transient
 from worker.sinks.object_keys import heatmap_key
 from worker.sinks.pending import PendingWrites, ThreadDelivery
 from worker.sinks.retry import transient_retry
@@ -35,25 +35,30 @@ class _Upload:
 
 class S3HeatmapSink:
     def __init__(
-        self, client: Minio, bucket: str, *, max_workers: int = 4, attempts: int = 3
+        self,
+        client: Minio,
+        bucket: str,
+        *,
+        max_workers: int = 4,
+        attempts: int = 3,
+        flush_timeout_s: float = 5.0,
     ) -> None:
-        if max_workers <= 0 or attempts <= 0:
-            raise ValueError(f"max_workers and attempts must be > 0: {max_workers}, {attempts}")
+        if max_workers <= 0 or attempts <= 0 or flush_timeout_s <= 0:
+            raise ValueError(
+                "max_workers, attempts and flush_timeout_s must be > 0: "
+                f"{max_workers}, {attempts}, {flush_timeout_s}"
+            )
         self._client = client
         self._bucket = bucket
         self._attempts = attempts
+        self._flush_timeout_s = flush_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="s3-heatmaps")
         self._pending = PendingWrites(self._start, lambda upload: upload.meta.frame_id)
 
     def setup(self) -> None:
         try:
-            if not self._client.bucket_exists(self._bucket):
-                self._client.make_bucket(self._bucket)
+            if ensure_bucket(self._client, self._bucket):
                 log.info("heatmap_bucket_created", bucket=self._bucket)
-        except S3Error as exc:
-            # Another worker may have created it between the check and the create.
-            if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise SinkError(f"S3 heatmap sink: bucket {self._bucket!r}: {exc}") from exc
         except S3_ERRORS as exc:
             raise SinkError(f"S3 heatmap sink: bucket {self._bucket!r}: {exc}") from exc
 
@@ -66,10 +71,11 @@ class S3HeatmapSink:
         return f"s3://{self._bucket}/{key}"
 
     def flush(self) -> None:
+        self._pending.wait(self._flush_timeout_s)
         self._pending.confirm(
-            lambda count, frames, error: (
-                f"S3 heatmap sink: {count} uploads to bucket {self._bucket!r} failed after "
-                f"{self._attempts} attempts (frames {frames}); first error: {error}"
+            lambda unconfirmed: (
+                f"S3 heatmap sink: bucket {self._bucket!r} (up to {self._attempts} attempts "
+                f"each, waited {self._flush_timeout_s:g} s): {unconfirmed.describe('uploads')}"
             )
         )
 

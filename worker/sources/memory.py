@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
+from worker.errors import CommitFailed
 from worker.frames import SourceRecord, TopicPartition
 from worker.ports import RebalanceCallback
 
@@ -35,6 +36,7 @@ class MemorySource:
         self._on_revoked: RebalanceCallback = _ignore
         self._changed = threading.Condition()
         self.commits: list[dict[TopicPartition, int]] = []
+        self.commit_failures_left = 0
         self.paused = False
         self.pause_count = 0
         self.revocations = 0
@@ -75,6 +77,11 @@ class MemorySource:
         with self._changed:
             return {tp: len(log) for tp, log in self._records.items()}
 
+    def fail_commits(self, count: int) -> None:
+        """The next ``count`` commits raise CommitFailed and commit nothing, as Kafka's may."""
+        with self._changed:
+            self.commit_failures_left = count
+
     # -- FrameSource ---------------------------------------------------------------------
 
     def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
@@ -97,6 +104,9 @@ class MemorySource:
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         with self._changed:
+            if self.commit_failures_left:
+                self.commit_failures_left -= 1
+                raise CommitFailed(f"injected commit failure for {sorted(offsets)}")
             unowned = set(offsets) - self._assigned
             if unowned:
                 raise ValueError(f"commit for partitions not assigned: {sorted(unowned)}")
