@@ -12,6 +12,7 @@ Per-test isolation (names from uuid4, cleaned up afterwards):
     redis_prefix   str, a unique key prefix ("rdqc-test:<hex>", no trailing ":"); every key
                    starting with it is deleted after the test
     s3_bucket      str, a fresh bucket, emptied and removed after the test
+    heatmap_bucket str, another one
 """
 
 from __future__ import annotations
@@ -101,8 +102,8 @@ def redis_prefix(redis_client: redis.Redis[bytes]) -> Iterator[str]:
         redis_client.delete(*keys)
 
 
-@pytest.fixture
-def s3_bucket(minio_client: Minio) -> Iterator[str]:
+@contextlib.contextmanager
+def _temporary_bucket(minio_client: Minio) -> Iterator[str]:
     name = unique_name()
     minio_client.make_bucket(name)
     yield name
@@ -114,3 +115,16 @@ def s3_bucket(minio_client: Minio) -> Iterator[str]:
     errors = list(minio_client.remove_objects(name, to_delete))
     assert not errors, f"could not empty bucket {name}: {errors}"
     minio_client.remove_bucket(name)
+
+
+@pytest.fixture
+def s3_bucket(minio_client: Minio) -> Iterator[str]:
+    with _temporary_bucket(minio_client) as name:
+        yield name
+
+
+@pytest.fixture
+def heatmap_bucket(minio_client: Minio) -> Iterator[str]:
+    """A second fresh bucket, for heatmaps, next to ``s3_bucket`` holding the models."""
+    with _temporary_bucket(minio_client) as name:
+        yield name

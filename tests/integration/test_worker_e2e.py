@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +45,6 @@ CONTRACT_FIELDS = {
     "heatmap_uri",
     "worker_id",
 }
-
-
-@pytest.fixture
-def heatmap_bucket(minio_client: Minio) -> Iterator[str]:
-    name = unique_name()
-    minio_client.make_bucket(name)
-    yield name
-    for obj in minio_client.list_objects(name, recursive=True):
-        if obj.object_name:
-            minio_client.remove_object(name, obj.object_name)
-    minio_client.remove_bucket(name)
 
 
 SettingsFactory = Callable[..., Settings]
