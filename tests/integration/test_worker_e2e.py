@@ -117,7 +117,8 @@ def test_frames_of_two_product_lines_are_scored_exactly_once_and_committed(
             assert set(entry) == CONTRACT_FIELDS
             assert entry["product_line"] == line and entry["model_version"] == "v1"
             assert 0.0 <= float(entry["score"]) <= 1.0
-            stored = redis_client.hgetall(f"{redis_prefix}:frame:{entry['frame_id']}")
+            frame_key = f"{line}:{entry['camera_id']}:{entry['frame_id']}"
+            stored = redis_client.hgetall(f"{redis_prefix}:frame:{frame_key}")
             assert {k.decode(): v.decode() for k, v in stored.items()} == entry
             if entry["is_anomaly"] == "1":
                 bucket, _, key = entry["heatmap_uri"].removeprefix("s3://").partition("/")
@@ -125,7 +126,7 @@ def test_frames_of_two_product_lines_are_scored_exactly_once_and_committed(
                 assert minio_client.stat_object(bucket, key).content_type == "image/png"
             else:
                 assert entry["heatmap_uri"] == ""
-        flagged = {e["frame_id"] for e in entries if e["is_anomaly"] == "1"}
+        flagged = {f"{e['camera_id']}:{e['frame_id']}" for e in entries if e["is_anomaly"] == "1"}
         assert 0 < len(flagged) < len(entries)
         members = redis_client.zrange(f"{redis_prefix}:flagged:{line}", 0, -1)
         assert {m.decode() for m in members} == flagged
@@ -195,7 +196,7 @@ def test_bad_frames_go_to_the_dead_letter_topic_and_good_ones_around_them_are_sc
     reasons = {frame_id: headers["rdqc.error.reason"] for frame_id, (headers, _) in dead.items()}
     assert reasons == {
         "no-line": "missing_product_line",
-        "garbage": "undecodable",
+        "garbage": "unsupported_format",
         "empty": "empty_payload",
         "unknown": "unknown_product_line",
     }

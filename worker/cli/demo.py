@@ -69,7 +69,9 @@ def write_frames(folder: Path, options: DemoOptions) -> dict[str, str]:
             image = good_image(rng, options.image_size * 2)
             truth[name] = "good"
         (camera_dir / f"{name}.png").write_bytes(encode_png(image))
-    (camera_dir / "frame-corrupt.png").write_bytes(b"not an image: a camera glitch")
+    # A camera glitch: the transfer of a good frame was cut off halfway.
+    glitch = encode_png(good_image(rng, options.image_size * 2))
+    (camera_dir / "frame-corrupt.png").write_bytes(glitch[: len(glitch) // 2])
     truth["frame-corrupt"] = "corrupt"
     return {f"{options.product_line}-{CAMERA}-{name}": kind for name, kind in truth.items()}
 
