@@ -101,6 +101,14 @@ class KafkaSettings(_Section):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    # What the consumer buffers from the brokers, outside the pipeline's in-flight budget.
+    fetch_max_mb: Positive = Field(
+        default=50, description="Most MiB one fetch response may carry, over all partitions"
+    )
+    max_partition_fetch_mb: Positive = Field(
+        default=1,
+        description="Most MiB per partition in one fetch (a larger single record still comes)",
+    )
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Self:
@@ -137,6 +145,13 @@ class BatchingSettings(_Section):
     max_wait_ms: Annotated[float, Field(ge=0)] = 20
     # Frames polled but not yet committed-ready; reaching it pauses polling (backpressure).
     max_queue: Positive = 512
+    max_inflight_mb: Positive = Field(
+        default=512,
+        description=(
+            "MiB the frames in flight may hold (payloads, decoded images, model inputs); "
+            "reaching it pauses polling. One frame is always admitted, however large"
+        ),
+    )
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> Self:
