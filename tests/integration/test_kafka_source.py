@@ -273,11 +273,12 @@ class InFlight:
 
 
 def produce_per_partition(bootstrap: str, topic: str, partitions: int, count: int) -> None:
+    """One record batch per record, so a small fetch returns only a few of them."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    for partition in range(partitions):
-        for index in range(count):
-            producer.send(topic, value=f"p{partition}-{index}".encode(), partition=partition)
-    producer.flush()
+    for index in range(count):
+        for partition in range(partitions):
+            value = f"p{partition}-{index}".encode()
+            producer.send(topic, value=value, partition=partition).get(timeout=10)
     producer.close()
 
 
@@ -285,10 +286,21 @@ def test_a_partition_assigned_back_is_read_again_from_its_first_unfinished_recor
     stack: StackEndpoints, kafka_topic: str, group: str
 ) -> None:
     """Eager rebalances keep the fetch position of a partition assigned back to the same
-    consumer; the seek in on_assigned must move it back, and drop the records kafka-python had
-    fetched for the old position."""
+    consumer; the seek in on_assigned must move it back, and the records kafka-python fetched
+    for the old position (held while the consumer is paused) must not come out."""
     produce_per_partition(stack.kafka_bootstrap, kafka_topic, 4, PER_PARTITION)
-    first = InFlight(source_for(stack.kafka_bootstrap, kafka_topic, group))
+    # Small fetches: every partition has fetches under way or buffered at the old position.
+    first = InFlight(
+        KafkaFrameSource(
+            stack.kafka_bootstrap,
+            kafka_topic,
+            group_id=group,
+            client_id=f"test-{uuid.uuid4().hex[:6]}",
+            session_timeout_ms=10_000,
+            max_poll_interval_ms=30_000,
+            max_partition_fetch_bytes=256,
+        )
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
         len(first.read[-1] if first.read else {}) < 4
@@ -302,11 +314,16 @@ def test_a_partition_assigned_back_is_read_again_from_its_first_unfinished_recor
         for offset in (0, 2):
             first.ledger.done(SourceRecord(kafka_topic, partition, offset, None, b"", ()))
     assert set(first.ledger.committable().values()) == {1}
-
-    stop = threading.Event()
+    # Paused, the first consumer reads nothing more until it has every partition back, and
+    # keeps what it fetched for the old positions.
+    first.source.pause()
+    all_back = {TopicPartition(kafka_topic, p) for p in range(4)}
+    stop, second_left = threading.Event(), threading.Event()
 
     def keep_polling() -> None:  # the first consumer takes part in the rebalances
         while not stop.is_set():
+            if second_left.is_set() and first.assignments[-1] == all_back:
+                first.source.resume()
             first.poll_once()
 
     poller = threading.Thread(target=keep_polling)
@@ -319,7 +336,7 @@ def test_a_partition_assigned_back_is_read_again_from_its_first_unfinished_recor
             second.poll(timeout_s=0.5, max_records=PER_PARTITION)
         assert second.assignment(), "the second consumer never got partitions"
         second.close()  # leaves: the first gets every partition back
-        all_back = {TopicPartition(kafka_topic, p) for p in range(4)}
+        second_left.set()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (
             len(first.assignments) >= 3
@@ -336,15 +353,49 @@ def test_a_partition_assigned_back_is_read_again_from_its_first_unfinished_recor
     middle = next(i for i, a in enumerate(first.assignments) if a and a != all_back)
     kept = first.assignments[middle]
     assert first.seeks[middle] == dict.fromkeys(kept, 1)
-    for partition in (tp.partition for tp in kept):
-        reread = first.read[middle].get(partition, [])
-        assert reread == list(range(1, 1 + len(reread)))
-    # Back after the second left: those kept were read again since the seek and are in flight
-    # again; the others start from their committed offset (1), as new partitions do.
-    assert first.seeks[-1] == dict.fromkeys(kept, 1)
+    assert first.read[middle] == {}  # paused
+    # Back after the second left: those kept are sought to 1 again; the others start from their
+    # committed offset (1), as new partitions do (or are sought there too, if yet another
+    # rebalance came after).
+    assert kept <= first.seeks[-1].keys() and set(first.seeks[-1].values()) == {1}
     # Nothing skipped, nothing from the old position: every partition again from offset 1.
     assert first.read[-1] == {p: list(range(1, PER_PARTITION)) for p in range(4)}
     assert first.gaps() == 0
+
+
+def test_a_consumer_stalled_past_max_poll_interval_loses_its_partitions_and_commits_nothing(
+    stack: StackEndpoints, kafka_topic: str, group: str, kafka_admin: KafkaAdminClient
+) -> None:
+    produce(stack.kafka_bootstrap, kafka_topic, RECORDS)
+    source = KafkaFrameSource(
+        stack.kafka_bootstrap,
+        kafka_topic,
+        group_id=group,
+        client_id=f"test-{uuid.uuid4().hex[:6]}",
+        session_timeout_ms=6_000,
+        max_poll_interval_ms=2_000,
+    )
+    events: list[tuple[str, set[TopicPartition]]] = []
+
+    def lost(partitions: set[TopicPartition]) -> None:
+        events.append(("lost", partitions))
+        source.commit(dict.fromkeys(partitions, 5))  # too late: the group moved on
+
+    source.setup(
+        lambda p: events.append(("assigned", p)), lambda p: events.append(("revoked", p)), lost
+    )
+    records = poll_until(source, RECORDS)
+    assert len(records) == RECORDS
+    time.sleep(4)  # no poll for twice max_poll_interval: the consumer leaves the group
+    deadline = time.monotonic() + 20
+    while not any(kind == "lost" for kind, _ in events) and time.monotonic() < deadline:
+        source.poll(timeout_s=0.5, max_records=RECORDS)
+    source.close()
+
+    assert ("lost", {TopicPartition(kafka_topic, p) for p in range(4)}) in events
+    # The first join revokes an empty assignment; then the partitions are lost, not revoked.
+    assert [kind for kind, partitions in events if partitions][:2] == ["assigned", "lost"]
+    assert kafka_admin.list_group_offsets({group: None})[group] == {}
 
 
 def test_unreachable_brokers_fail_setup_early() -> None:
