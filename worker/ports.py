@@ -22,13 +22,34 @@ RebalanceCallback = Callable[[set[TopicPartition]], None]
 
 
 class FrameSource(Protocol):
-    def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
-        """Connect and subscribe; the callbacks run inside ``poll`` on a rebalance."""
+    def setup(
+        self,
+        on_assigned: RebalanceCallback,
+        on_revoked: RebalanceCallback,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """Connect and subscribe; the callbacks run inside ``poll`` (and ``close``).
+
+        ``on_revoked`` may still commit for the partitions it is given; ``on_lost`` gets
+        partitions the group already gave to another consumer, so nothing can be committed for
+        them (None: ``on_revoked`` gets those too). A partition assigned back to the same
+        consumer may keep its fetch position, past records polled before the revoke: the
+        ``on_assigned`` callback may ``seek`` it back.
+        """
 
     def poll(self, timeout_s: float, max_records: int) -> list[SourceRecord]: ...
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Commit, per partition, the offset of the next record to read."""
+        """Commit, per partition, the offset of the next record to read.
+
+        Raises CommitFailed when the commit is refused (e.g. the group rebalanced meanwhile).
+        """
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """The next records ``poll`` returns from the assigned ``tp`` start at ``offset``.
+
+        Allowed inside the rebalance callbacks; records fetched before it are not returned.
+        """
 
     def pause(self) -> None: ...
 

@@ -110,6 +110,14 @@ class KafkaSettings(_Section):
     # Largest dead-letter record sent as is (the DLQ topic's max.message.bytes, broker default
     # 1,000,000); a larger one keeps its payload in object storage (RDQC_DEAD_LETTER_PAYLOADS).
     dlq_max_record_bytes: Annotated[int, Field(ge=64 * 1024)] = 1_000_000
+    # What the consumer buffers from the brokers, outside the pipeline's in-flight budget.
+    fetch_max_mb: Positive = Field(
+        default=50, description="Most MiB one fetch response may carry, over all partitions"
+    )
+    max_partition_fetch_mb: Positive = Field(
+        default=1,
+        description="Most MiB per partition in one fetch (a larger single record still comes)",
+    )
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> Self:
@@ -155,6 +163,13 @@ class BatchingSettings(_Section):
     max_wait_ms: Annotated[float, Field(ge=0)] = 20
     # Frames polled but not yet committed-ready; reaching it pauses polling (backpressure).
     max_queue: Positive = 512
+    max_inflight_mb: Positive = Field(
+        default=512,
+        description=(
+            "MiB the frames in flight may hold (payloads, decoded images, model inputs); "
+            "reaching it pauses polling. One frame is always admitted, however large"
+        ),
+    )
 
     @model_validator(mode="after")
     def _queue_holds_a_batch(self) -> Self:

@@ -23,7 +23,7 @@ from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
 from worker.scoring import BatchScorer
-from worker.settings import Settings, parse_backend_url
+from worker.settings import MIB, Settings, parse_backend_url
 
 if TYPE_CHECKING:
     from worker.sinks.payload_stores import PayloadStore
@@ -51,6 +51,8 @@ def _kafka_source(settings: Settings, topic: str) -> FrameSource:
         max_poll_interval_ms=kafka.max_poll_interval_ms,
         session_timeout_ms=kafka.session_timeout_ms,
         security=KafkaSecurity.from_settings(kafka),
+        fetch_max_bytes=kafka.fetch_max_mb * MIB,
+        max_partition_fetch_bytes=kafka.max_partition_fetch_mb * MIB,
     )
 
 
@@ -250,6 +252,7 @@ def build_pipeline(settings: Settings, metrics: Metrics, health: Health) -> Pipe
         max_batch_size=settings.batching.max_size,
         max_wait_s=settings.batching.max_wait_ms / 1000.0,
         max_queue=settings.batching.max_queue,
+        max_inflight_bytes=settings.batching.max_inflight_mb * MIB,
         max_poll_records=settings.kafka.max_poll_records,
         decode_threads=settings.decode_threads,
         model_poll_s=settings.models.poll_s,

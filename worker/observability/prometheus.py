@@ -115,6 +115,19 @@ class Metrics:
             "Offset commits the source refused; the next commit retries them",
             registry=r,
         )
+        # Delivery and memory (worker/pipeline/offsets.py, pausing.py).
+        self.in_flight_bytes = Gauge(
+            "rdqc_in_flight_bytes",
+            "Bytes held by frames polled and not yet done: payloads, decoded images, model inputs",
+            registry=r,
+        )
+        self.offset_gaps = Counter(
+            "rdqc_offset_gaps",
+            "A partition resumed past its first unfinished offset (records skipped); its "
+            "commits stop at the gap",
+            ["topic", "partition"],
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:

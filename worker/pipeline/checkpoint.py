@@ -71,7 +71,7 @@ class Checkpoint:
         self._worker_id = worker_id
         self._sink_retry_s = config.sink_retry_s
         self._clock = clock
-        self._pausing = Pausing(source, config.max_queue)
+        self._pausing = Pausing(source)
         self._outbox: deque[Output] = deque()  # finished, not yet added to the sinks
         self._unflushed: list[Output] = []  # added to the sinks, not yet flushed
         self._retry_at = 0.0
@@ -109,8 +109,8 @@ class Checkpoint:
             self._sinks.flushed()
         self._commit(force)
 
-    def update_pausing(self, in_flight: int, now: float) -> None:
-        self._pausing.update(in_flight, backing_off=now < self._retry_at)
+    def update_pausing(self, intake_full: bool, now: float) -> None:
+        self._pausing.update(intake_full, backing_off=now < self._retry_at)
 
     def _write_ready(self) -> None:
         while self._outbox:

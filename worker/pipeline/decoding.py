@@ -1,4 +1,8 @@
-"""The decode stage: polled records are decoded and preprocessed on the CPU pool."""
+"""The decode stage: polled records are decoded and preprocessed on the CPU pool.
+
+What a decoded frame holds (its image and model input) is charged to it in the offset ledger
+and reported to the intake, which sizes the next polls from it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from rdcore.data.preprocess import Preprocess
 from worker.frame_decoder import FrameDecoder
 from worker.frames import Rejection, SourceRecord
 from worker.pipeline.offsets import OffsetLedger
+from worker.pipeline.pausing import Intake
 from worker.pipeline.work import InFlightFrame, RejectOutput, Ticket
 from worker.scoring import Prepared
 
@@ -23,11 +28,13 @@ class DecodeStage:
         cpu: Executor,
         preprocess_by_line: Mapping[str, Preprocess],
         ledger: OffsetLedger,
+        intake: Intake,
     ) -> None:
         self._decoder = decoder
         self._cpu = cpu
         self._preprocess_by_line = preprocess_by_line
         self._ledger = ledger
+        self._intake = intake
         self._decoding: deque[tuple[Ticket, Future[Prepared | Rejection]]] = deque()
 
     def __len__(self) -> int:
@@ -52,6 +59,9 @@ class DecodeStage:
             if isinstance(result, Rejection):
                 collected.append(RejectOutput(ticket, result))
             else:
+                payload, decoded = len(ticket.record.value), decoded_bytes(result)
+                self._ledger.hold(ticket, payload + decoded)
+                self._intake.decoded(payload, decoded)
                 collected.append(InFlightFrame(ticket, result))
         return collected
 
@@ -66,3 +76,10 @@ class DecodeStage:
         preprocess = self._preprocess_by_line.get(decoded.meta.product_line)
         tensor = None if preprocess is None else preprocess(decoded.image)
         return Prepared(decoded, tensor, preprocess)
+
+
+def decoded_bytes(prepared: Prepared) -> int:
+    """What decoding added to a frame: its image and, once preprocessed, its model input."""
+    tensor = prepared.tensor
+    image = prepared.frame.image.nbytes
+    return image if tensor is None else image + tensor.element_size() * tensor.nelement()

@@ -10,7 +10,9 @@ Threads and what they may touch:
   never swaps a model under a running batch and loading never competes with scoring for the GPU.
 
 Each polled record gets a ``Ticket``; a revoked partition bumps its epoch, which makes the
-tickets of its frames still in flight stale, so they are dropped wherever they are found.
+tickets of its frames still in flight stale, so they are dropped wherever they are found. A
+partition assigned back to this worker is sought back to its first unfinished record, because
+the consumer kept its fetch position past them (worker/pipeline/offsets.py).
 Nothing is committed until the sinks have flushed it (docs/contracts.md §5).
 """
 
@@ -36,6 +38,7 @@ from worker.pipeline.config import PipelineConfig
 from worker.pipeline.decoding import DecodeStage
 from worker.pipeline.inference import InferenceStage
 from worker.pipeline.offsets import OffsetLedger
+from worker.pipeline.pausing import Intake
 from worker.pipeline.work import InFlightFrame, Ticket, partition_names
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelStore, ScoreSink
 from worker.scoring import BatchScorer
@@ -73,9 +76,12 @@ class Pipeline:
         self._health = health
         self._clock = clock
         self._cpu = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="rdqc-cpu")
-        self._ledger = OffsetLedger(clock)
+        self._ledger = OffsetLedger(metrics, clock)
+        self._intake = Intake(config.max_queue, config.max_inflight_bytes, config.max_poll_records)
         lifecycle = ModelLifecycle(models, metrics, health)
-        self._decode = DecodeStage(decoder, self._cpu, lifecycle.preprocess_by_line, self._ledger)
+        self._decode = DecodeStage(
+            decoder, self._cpu, lifecycle.preprocess_by_line, self._ledger, self._intake
+        )
         self._batcher: MicroBatcher[InFlightFrame] = MicroBatcher(
             config.max_batch_size, config.max_wait_s, clock
         )
@@ -109,18 +115,25 @@ class Pipeline:
             self._close()
 
     def _poll(self) -> list[Ticket]:
+        room = self._intake.room(
+            self._ledger.pending(), self._ledger.held_bytes(), len(self._decode)
+        )
+        sizing = self._intake.sizing()
+        # Paused before polling, so a full intake takes nothing more.
+        self._checkpoint.update_pausing(room == 0 and not sizing, self._clock())
+        if room == 0 and sizing:
+            return self._wait_for_work()  # the first frame decodes; its size says how many fit
         timeout = _BUSY_POLL_S if self._busy() else _IDLE_POLL_S
         deadline = self._batcher.next_deadline()
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - self._clock()))
-        room = self._config.max_queue - self._ledger.pending()
-        records = self._source.poll(timeout, max(1, min(self._config.max_poll_records, room)))
-        tickets = [self._ledger.track(record) for record in records]
+        records = self._source.poll(timeout, max(1, room))
         self._metrics.frames_received.inc(len(records))
-        return tickets
+        # None: read again after a rebalance, and durable already.
+        return [ticket for record in records if (ticket := self._ledger.track(record)) is not None]
 
     def _wait_for_work(self) -> list[Ticket]:
-        """While stopping nothing is polled; wait briefly for in-flight work instead."""
+        """Instead of polling (stopping, or sizing the first frame): wait briefly for work."""
         futures: list[Future[Any]] = [*self._decode.futures(), *self._infer.futures()]
         futures += self._checkpoint.rendering()
         if futures:
@@ -138,9 +151,8 @@ class Pipeline:
             self._next_lag = now + _LAG_EVERY_S
             for tp, lag in self._source.lag().items():
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        in_flight = self._ledger.pending()
-        self._metrics.frames_in_flight.set(in_flight)
-        self._checkpoint.update_pausing(in_flight, now)
+        self._metrics.frames_in_flight.set(self._ledger.pending())
+        self._metrics.in_flight_bytes.set(self._ledger.held_bytes())
 
     # -- rebalance callbacks (inside source.poll, on the loop thread) ----------------------
 
@@ -148,24 +160,39 @@ class Pipeline:
         self._assigned |= partitions
         self._health.set_assigned(bool(self._assigned))
         log.info("partitions assigned", partitions=partition_names(partitions))
+        for tp, offset in sorted(self._ledger.assign(partitions).items()):
+            # Back to this worker with its fetch position past frames dropped at the revoke.
+            self._source.seek(tp, offset)
+            log.info("partition resumed", topic=tp.topic, partition=tp.partition, offset=offset)
 
     def _on_revoked(self, partitions: set[TopicPartition]) -> None:
-        # Make durable and commit what is finished while we still own the partitions; the new
-        # owner gets the rest again from the committed offsets.
+        # Make durable and commit what is finished while we still own the partitions. The rest
+        # is read again: by the new owner from the committed offsets, or by this worker from
+        # the first unfinished offset if the partition comes back (``_on_assigned``).
         self._checkpoint.write_flush_commit(force=True)
         self._ledger.revoke(partitions)
+        self._forget(partitions)
+        log.info("partitions revoked", partitions=partition_names(partitions))
+
+    def _on_lost(self, partitions: set[TopicPartition]) -> None:
+        # The group gave them to another consumer already: committing is refused, and the
+        # frames in flight are read again from the committed offsets.
+        self._ledger.lose(partitions)
+        self._forget(partitions)
+        log.warning("partitions lost", partitions=partition_names(partitions))
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
         for tp in partitions:
             with suppress(KeyError):
                 self._metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self._assigned -= partitions
         self._health.set_assigned(bool(self._assigned))
-        log.info("partitions revoked", partitions=partition_names(partitions))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _start(self) -> None:
         self._outputs.setup()
-        self._source.setup(self._on_assigned, self._on_revoked)
+        self._source.setup(self._on_assigned, self._on_revoked, self._on_lost)
         log.info("pipeline started", worker_id=self._worker_id)
 
     def _should_exit(self, stop: threading.Event) -> bool:
@@ -193,9 +220,11 @@ class Pipeline:
 
     def _close(self) -> None:
         drained = self._idle()
+        # The source first: leaving the group promptly hands its partitions to another worker.
+        # Its revoke callback writes what is finished, so the pools still run: a cancelled
+        # heatmap would fail that write.
+        self._source.close()
         self._infer.close(wait=drained)
         self._cpu.shutdown(wait=drained, cancel_futures=True)
-        # The source first: leaving the group promptly hands its partitions to another worker.
-        self._source.close()
         self._outputs.close()
         log.info("pipeline stopped", drained=drained, uncommitted=self._ledger.pending())

@@ -67,10 +67,15 @@ class DirectoryFrameSource:
         self._next_scan = 0.0
         self._on_assigned: RebalanceCallback = lambda _: None
 
-    def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
+    def setup(
+        self,
+        on_assigned: RebalanceCallback,
+        on_revoked: RebalanceCallback,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
         """Check the root and load the progress; partitions are assigned as they are found.
 
-        ``on_revoked`` is never called: a product line's partition lasts as long as the source.
+        No partition is ever taken away: one lasts as long as the source.
         """
         if not self._root.is_dir():
             raise FileNotFoundError(f"frame directory {self._root} does not exist")
@@ -102,6 +107,17 @@ class DirectoryFrameSource:
             part.known -= names
             self._processed.setdefault(part.product_line, set()).update(names)
         self._save_processed()
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Files handed out from ``offset`` on are handed out again, with the same offsets."""
+        part = next((p for p in self._partitions.values() if p.tp == tp), None)
+        if part is None or not min(part.in_flight, default=part.next_offset) <= offset:
+            raise ValueError(f"seek on {tp} to {offset}: committed already, or never assigned")
+        if offset > part.next_offset:
+            raise ValueError(f"seek on {tp} to {offset}: past the next offset {part.next_offset}")
+        again = [part.in_flight.pop(o) for o in sorted(part.in_flight) if o >= offset]
+        part.ready.extendleft(reversed(again))
+        part.next_offset = offset
 
     def pause(self) -> None:
         self._paused = True

@@ -5,8 +5,16 @@ there while the thread that called ``poll`` (or ``close``) waits for it. The pip
 therefore still run "inside poll" as far as the pipeline can tell, but on the IO thread, where a
 blocking consumer call such as ``commit`` is refused. So while a callback runs, ``commit`` only
 records the offsets, and the listener (an async one) awaits their commit on the IO loop before
-the partitions are given up. Commits of lost partitions (the group already reassigned them) are
-dropped: the new owner reads those frames again, which the idempotent sinks absorb.
+the partitions are given up. Lost partitions (the group already reassigned them) go to the
+``on_lost`` callback, and whatever it asks to commit is dropped: the new owner reads those frames
+again, which the idempotent sinks absorb.
+
+kafka-python's default assignors rebalance eagerly: every partition is revoked, then the new set
+is assigned, and a partition assigned back to the same consumer keeps its fetch position (see
+``SubscriptionState.assign_from_subscribed``). ``seek`` moves it back; it only changes the
+consumer's local state, so the ``on_assigned`` callback may call it on the IO thread, and
+records fetched for the old position are discarded by the fetcher (their fetch offset no
+longer matches the position).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import kafka.errors
 import structlog
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata
 
+from worker.errors import CommitFailed
 from worker.frames import SourceRecord, TopicPartition
 from worker.kafka_client import KafkaSecurity, client_kwargs
 from worker.ports import RebalanceCallback
@@ -37,6 +46,14 @@ def _from_kafka(partitions: set[kafka.TopicPartition]) -> set[TopicPartition]:
     return {TopicPartition(tp.topic, tp.partition) for tp in partitions}
 
 
+def _why(exc: kafka.errors.KafkaError, timeout_s: float) -> str:
+    if isinstance(exc, kafka.errors.CommitFailedError):
+        return f"the group rebalanced and another consumer may own the partitions now ({exc})"
+    if isinstance(exc, kafka.errors.KafkaTimeoutError):
+        return f"not acknowledged within {timeout_s:g} s ({exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class _RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
     """Runs the pipeline's callbacks on the IO thread and commits what they asked to commit."""
 
@@ -45,10 +62,12 @@ class _RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         source: KafkaFrameSource,
         on_assigned: RebalanceCallback,
         on_revoked: RebalanceCallback,
+        on_lost: RebalanceCallback,
     ) -> None:
         self._source = source
         self._on_assigned = on_assigned
         self._on_revoked = on_revoked
+        self._on_lost = on_lost
         self._lock = threading.Lock()
         self._capturing_thread: int | None = None
         self._captured: KafkaOffsets = {}
@@ -70,7 +89,7 @@ class _RebalanceBridge(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         await self._run(self._on_revoked, revoked, commit=True)
 
     async def on_partitions_lost(self, lost: set[kafka.TopicPartition]) -> None:
-        await self._run(self._on_revoked, lost, commit=False)
+        await self._run(self._on_lost, lost, commit=False)
 
     async def _run(
         self, callback: RebalanceCallback, partitions: set[kafka.TopicPartition], *, commit: bool
@@ -111,6 +130,8 @@ class KafkaFrameSource:
         bootstrap_timeout_s: float = 15.0,
         commit_timeout_s: float = 30.0,
         lag_cache_s: float = 5.0,
+        fetch_max_bytes: int = 50 * 1024 * 1024,
+        max_partition_fetch_bytes: int = 1024 * 1024,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
@@ -123,6 +144,8 @@ class KafkaFrameSource:
         self._bootstrap_timeout_s = bootstrap_timeout_s
         self._commit_timeout_s = commit_timeout_s
         self._lag_cache_s = lag_cache_s
+        self._fetch_max_bytes = fetch_max_bytes
+        self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._consumer: KafkaConsumer | None = None
         self._bridge: _RebalanceBridge | None = None
         self._paused = False
@@ -135,7 +158,12 @@ class KafkaFrameSource:
             raise RuntimeError("KafkaFrameSource used before setup()")
         return self._consumer
 
-    def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
+    def setup(
+        self,
+        on_assigned: RebalanceCallback,
+        on_revoked: RebalanceCallback,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
         try:
             # The consumer bootstraps in its constructor, so unreachable brokers fail here.
             self._consumer = KafkaConsumer(
@@ -149,6 +177,9 @@ class KafkaFrameSource:
                 max_poll_interval_ms=self._max_poll_interval_ms,
                 session_timeout_ms=self._session_timeout_ms,
                 bootstrap_timeout_ms=int(self._bootstrap_timeout_s * 1000),
+                # What the consumer buffers besides the pipeline's in-flight budget.
+                fetch_max_bytes=self._fetch_max_bytes,
+                max_partition_fetch_bytes=self._max_partition_fetch_bytes,
             )
         except kafka.errors.KafkaError as exc:
             raise ConnectionError(
@@ -156,7 +187,9 @@ class KafkaFrameSource:
                 f"{self._bootstrap_timeout_s:g} s (security protocol {self._security.protocol}): "
                 f"{exc}"
             ) from exc
-        self._bridge = _RebalanceBridge(self, on_assigned, on_revoked)
+        self._bridge = _RebalanceBridge(
+            self, on_assigned, on_revoked, on_revoked if on_lost is None else on_lost
+        )
         self._consumer.subscribe([self._topic], listener=self._bridge)
         log.info("kafka_source_subscribed", topic=self._topic, group_id=self._group_id)
 
@@ -183,7 +216,17 @@ class KafkaFrameSource:
         commits = {_to_kafka(tp): OffsetAndMetadata(next_, "", -1) for tp, next_ in offsets.items()}
         if self._bridge is not None and self._bridge.capture(commits):
             return
-        self.consumer.commit(commits, timeout_ms=int(self._commit_timeout_s * 1000))
+        try:
+            self.consumer.commit(commits, timeout_ms=int(self._commit_timeout_s * 1000))
+        except kafka.errors.KafkaError as exc:
+            committing = ", ".join(f"{tp.topic}:{tp.partition}@{n}" for tp, n in offsets.items())
+            raise CommitFailed(
+                f"Kafka commit of {committing} for group {self._group_id} failed: "
+                f"{_why(exc, self._commit_timeout_s)}"
+            ) from exc
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.consumer.seek(_to_kafka(tp), offset)
 
     def pause(self) -> None:
         self._paused = True

@@ -66,15 +66,17 @@ class VideoFrameSource:
         self._ended = False
         self._paused = False
 
-    def setup(self, on_assigned: RebalanceCallback, on_revoked: RebalanceCallback) -> None:
-        """Open the video and move to the committed frame; ``on_revoked`` is never called."""
+    def setup(
+        self,
+        on_assigned: RebalanceCallback,
+        on_revoked: RebalanceCallback,
+        on_lost: RebalanceCallback | None = None,
+    ) -> None:
+        """Open the video and move to the committed frame; the partition is never taken away."""
         if not self._path.is_file():
             raise DatasetError(f"video {self._path} does not exist")
         offset = self._load_offset()
-        capture = cv2.VideoCapture(str(self._path))
-        if not capture.isOpened():
-            raise DatasetError(f"video {self._path} cannot be opened (not a format OpenCV reads)")
-        self._capture = capture
+        self._capture = capture = self._open()
         fps = capture.get(cv2.CAP_PROP_FPS)
         # Some containers report 0 or NaN; the fallback only spaces captured_at plausibly.
         self._fps = fps if fps > 0 else DEFAULT_FPS
@@ -108,6 +110,16 @@ class VideoFrameSource:
             data = {"format": _OFFSETS_FORMAT, "next_offset": next_offset}
             write_atomically(self._offsets_path, (json.dumps(data) + "\n").encode("utf-8"))
             fsync_directories([self._offsets_path.parent])
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Frame ``offset`` is read next; going back reopens the video and reads up to it."""
+        if tp != _TP or self._capture is None:
+            raise ValueError(f"seek on {tp}, which this video source has not assigned")
+        if offset < self._next_index:
+            self._capture.release()
+            self._capture = self._open()
+            self._next_index, self._ended = 0, False
+        self._skip_to(self._capture, offset)
 
     def pause(self) -> None:
         self._paused = True
@@ -165,6 +177,12 @@ class VideoFrameSource:
             headers=tuple((key, value.encode("utf-8")) for key, value in headers.items()),
             timestamp_ms=captured_at_ms,
         )
+
+    def _open(self) -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(str(self._path))
+        if not capture.isOpened():
+            raise DatasetError(f"video {self._path} cannot be opened (not a format OpenCV reads)")
+        return capture
 
     def _skip_to(self, capture: cv2.VideoCapture, offset: int) -> None:
         """Read and discard frames up to ``offset``.
