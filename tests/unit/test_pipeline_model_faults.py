@@ -87,12 +87,13 @@ def test_a_store_outage_is_waited_out_and_its_frames_scored_once_it_answers(
         assert "unreachable" in harness.health.readiness()[1]["model_store"]
         assert unavailable(harness, "caps") == 1
         harness.wait_for(harness.all_committed)
+        # Checked while running: a stopped worker has no partitions, so it is never ready.
+        assert harness.health.readiness()[0]
+        assert unavailable(harness, "caps") == 0
 
     assert scored_ids(harness) == sorted(map(frame_id, records))
     assert harness.dead_letters.rejections == []
     assert store.load_attempts["caps"] == 3  # two failures, retried with backoff
-    assert harness.health.readiness()[0]
-    assert unavailable(harness, "caps") == 0
     errors = [entry for entry in logs if entry["log_level"] == "error"]
     assert [entry["product_line"] for entry in errors] == ["caps"]  # once per failure streak
 
@@ -116,11 +117,11 @@ def test_a_broken_model_holds_its_frames_until_a_good_version_is_published(
         assert waiting_for(harness, "caps")
         store.publish("caps", loaded_model(module, "caps", "v2", threshold))
         harness.wait_for(harness.all_committed)
+        assert harness.health.readiness()[0]
 
     assert scored_ids(harness) == sorted(map(frame_id, records))
     assert {result.model_version for result in harness.scores.results} == {"v2"}
     assert harness.dead_letters.rejections == []
-    assert harness.health.readiness()[0]
 
 
 def test_frames_waiting_for_a_model_whose_pointer_is_deleted_are_dead_lettered(
