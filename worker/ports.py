@@ -1,6 +1,7 @@
 """The narrow interfaces the pipeline knows. Backends live in sources/, sinks/ and modelstore/.
 
-Every sink follows one contract: ``setup`` connects and fails early, ``add`` buffers, ``flush``
+Every sink follows one contract: ``setup`` connects and fails early (and may be called again
+after it failed, while a service is down at start-up), ``add`` buffers, ``flush``
 returns only once everything added is durable. A flush that raises keeps its buffer, so the
 pipeline's retry writes the same items again; ``add`` and ``flush`` may raise SinkError or
 SinkBackpressure. The pipeline flushes every sink before it commits any offset, so a committed

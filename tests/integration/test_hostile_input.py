@@ -10,11 +10,13 @@ NaN threshold waits (nothing dead-lettered) until a good version is published.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -23,6 +25,7 @@ import pytest
 import redis
 from conftest import unique_name
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import UnknownTopicOrPartitionError
 from minio import Minio
 from stack_endpoints import StackEndpoints
 from worker_harness import (
@@ -134,8 +137,30 @@ def _publish_nan_threshold(minio: Minio, bucket: str, artifact: Path, line: str)
     minio.put_object(bucket, pointer_key(line), io.BytesIO(pointer), len(pointer))
 
 
+@pytest.fixture
+def big_topic(kafka_admin: KafkaAdminClient) -> Iterator[str]:
+    """A frames topic with room for a 21 MiB record; its dead-letter topic keeps the broker's
+    default limit, so that record's dead letter must go by reference."""
+    name = unique_name()
+    kafka_admin.create_topics(
+        {
+            name: {
+                "num_partitions": 2,
+                "replication_factor": 1,
+                "configs": {"max.message.bytes": str(32 * MIB)},
+            }
+        },
+        timeout_ms=30_000,
+        wait_for_metadata=True,
+    )
+    yield name
+    with contextlib.suppress(UnknownTopicOrPartitionError):
+        kafka_admin.delete_topics([name, f"{name}.dlq"], timeout_ms=30_000)
+
+
 def test_hostile_records_get_their_documented_outcome_and_the_worker_stays_up(
     stack: StackEndpoints,
+    big_topic: str,
     kafka_admin: KafkaAdminClient,
     redis_client: redis.Redis[bytes],
     redis_prefix: str,
@@ -144,19 +169,7 @@ def test_hostile_records_get_their_documented_outcome_and_the_worker_stays_up(
     heatmap_bucket: str,
     tmp_path: Path,
 ) -> None:
-    topic = unique_name()
-    # Room for the 21 MiB record on the frames topic; the dead-letter topic keeps the broker's
-    # default limit, so that record's dead letter must go by reference.
-    kafka_admin.create_topics(
-        {
-            topic: {
-                "num_partitions": 2,
-                "replication_factor": 1,
-                "topic_configs": {"max.message.bytes": str(32 * MIB)},
-            }
-        },
-        timeout_ms=30_000,
-    )
+    topic = big_topic
     publish(minio_client, s3_bucket, make_artifact(tmp_path / "h", "hostile", "v1", 0), "hostile")
     broken = make_artifact(tmp_path / "nan", "nan-line", "v1", 1)
     _publish_nan_threshold(minio_client, s3_bucket, broken, "nan-line")
@@ -205,21 +218,21 @@ def test_hostile_records_get_their_documented_outcome_and_the_worker_stays_up(
         wait_for(commits_reach_end(stack, kafka_admin, group, topic), 120, "commits")
 
     reasons = {
-        frame_id: headers[b"rdqc.error.reason"].decode() for frame_id, (headers, _) in dead.items()
+        frame_id: headers["rdqc.error.reason"].decode() for frame_id, (headers, _) in dead.items()
     }
     assert reasons == {frame_id: expected for frame_id, (_, _, expected) in catalogue.items()}
-    assert "nan-line" not in {h.get(b"product_line", b"").decode() for h, _ in dead.values()}
+    assert "nan-line" not in {h.get("product_line", b"").decode() for h, _ in dead.values()}
     for frame_id, (headers, value) in dead.items():
         original = catalogue[frame_id][0]
-        if b"rdqc.payload.uri" in headers:
+        if "rdqc.payload.uri" in headers:
             assert value == b""
-            uri = headers[b"rdqc.payload.uri"].decode()
+            uri = headers["rdqc.payload.uri"].decode()
             bucket, _, key = uri.removeprefix("s3://").partition("/")
             stored = minio_client.get_object(bucket, key).read()
             assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(original).hexdigest()
         else:
             assert value == original, frame_id
-    assert b"rdqc.payload.uri" in dead["oversized"][0]
+    assert "rdqc.payload.uri" in dead["oversized"][0]
 
     entries = [
         {k.decode(): v.decode() for k, v in fields.items()}

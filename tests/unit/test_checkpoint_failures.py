@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import structlog
 
+from worker.backoff import backoff_s
 from worker.frames import Rejection, SourceRecord, TopicPartition
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
@@ -15,7 +16,6 @@ from worker.pipeline.offsets import OffsetLedger
 from worker.pipeline.work import RejectOutput
 from worker.sinks.memory import MemoryDeadLetterSink, MemoryHeatmapSink, MemoryScoreSink
 from worker.sinks.outputs import Outputs
-from worker.sinks.retry import backoff_s
 from worker.sources.memory import MemorySource
 
 pytestmark = pytest.mark.unit

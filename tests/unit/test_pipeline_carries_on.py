@@ -1,7 +1,7 @@
-"""The worker's loop carries on through a refused commit and a sink that keeps failing: it stays
-alive (the loop beats), is unready while a sink fails, and commits everything once it can,
-without losing or duplicating a dead letter. Frames without a product line are dead-lettered
-before any model is needed, so these run without one."""
+"""The worker's loop carries on through a refused commit, a sink that keeps failing and a sink
+that is down when it starts: it stays alive (the loop beats), is unready while a sink fails,
+and commits everything once it can, without losing or duplicating a dead letter. Frames without
+a product line are dead-lettered before any model is needed, so these run without one."""
 
 from __future__ import annotations
 
@@ -120,3 +120,29 @@ def test_a_failing_sink_makes_the_worker_unready_not_dead_until_it_recovers() ->
 
     assert worker.sample("rdqc_sink_failing", sink="dead_letters") == 0
     assert [r.record.offset for r in worker.dead_letters.rejections] == [0, 1, 2]
+
+
+def test_a_sink_down_at_start_up_is_waited_for_not_turned_into_an_exit() -> None:
+    worker = Worker()
+    worker.dead_letters.fail_setups(2)
+    worker.add_rejects(3)
+
+    with worker.running():
+        worker.wait_for(lambda: str(worker.health.readiness()[1]["sinks"]).startswith("starting"))
+        assert worker.health.liveness()[0]
+        worker.wait_for(lambda: worker.source.committed() == {TP: 3})
+        worker.wait_for(lambda: worker.health.readiness()[0])
+
+    assert [r.record.offset for r in worker.dead_letters.rejections] == [0, 1, 2]
+
+
+def test_a_stop_while_waiting_for_a_sink_at_start_up_ends_the_wait_at_once() -> None:
+    worker = Worker()
+    worker.dead_letters.fail_setups(1_000_000)
+
+    with worker.running():
+        worker.wait_for(lambda: str(worker.health.readiness()[1]["sinks"]).startswith("starting"))
+        stop_requested = time.monotonic()
+
+    assert time.monotonic() - stop_requested < 5.0
+    assert not worker.source.committed()

@@ -23,7 +23,6 @@ single dict operations, which the GIL keeps atomic.
 
 from __future__ import annotations
 
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -34,6 +33,7 @@ import structlog
 
 from rdcore.artifacts.artifact import LoadedModel
 from rdcore.data.preprocess import Preprocess
+from worker.backoff import backoff_s
 from worker.errors import UnknownProductLine
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
@@ -178,9 +178,7 @@ class ModelLifecycle:
 
     def _failed(self, product_line: str, waiting: _Waiting, exc: Exception, now: float) -> None:
         waiting.failures += 1
-        # Equal jitter: workers that failed together do not all retry together.
-        ceiling = min(self._retry_max_s, self._retry_first_s * 2 ** (waiting.failures - 1))
-        delay = random.uniform(ceiling / 2, ceiling)
+        delay = backoff_s(waiting.failures, self._retry_first_s, self._retry_max_s)
         waiting.retry_at = now + delay
         fields = {
             "product_line": product_line,

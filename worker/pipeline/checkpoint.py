@@ -33,6 +33,7 @@ from concurrent.futures import Future
 
 import structlog
 
+from worker.backoff import backoff_s
 from worker.errors import CommitFailed
 from worker.frames import FrameResult
 from worker.observability.health import Health
@@ -44,7 +45,6 @@ from worker.pipeline.sink_status import RETRY_MAX_S, SinkStatus
 from worker.pipeline.work import Output, RejectOutput, ScoreOutput, log_fields, partition_names
 from worker.ports import FrameSource
 from worker.sinks.outputs import Outputs, SinkFailure, blaming
-from worker.sinks.retry import backoff_s
 
 log = structlog.get_logger(__name__)
 

@@ -39,6 +39,7 @@ from worker.pipeline.decoding import DecodeStage
 from worker.pipeline.inference import InferenceStage
 from worker.pipeline.offsets import OffsetLedger
 from worker.pipeline.pausing import Intake
+from worker.pipeline.startup import set_up_when_available
 from worker.pipeline.work import InFlightFrame, Ticket, partition_names
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelStore, ScoreSink
 from worker.scoring import BatchScorer
@@ -96,7 +97,8 @@ class Pipeline:
     def run(self, stop: threading.Event) -> None:
         """Process frames until ``stop`` is set, then drain in-flight work within the grace."""
         try:
-            self._start()
+            if not set_up_when_available(self._start, stop, self._health):
+                return
             while not self._should_exit(stop):
                 self._health.beat()
                 self._decode.submit(self._wait_for_work() if self._stopping else self._poll())

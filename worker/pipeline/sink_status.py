@@ -14,12 +14,12 @@ from typing import get_args
 
 import structlog
 
+from worker.backoff import backoff_s
 from worker.frames import TopicPartition
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
 from worker.pipeline.work import partition_names
 from worker.sinks.outputs import SinkFailure, SinkName
-from worker.sinks.retry import backoff_s
 
 log = structlog.get_logger(__name__)
 

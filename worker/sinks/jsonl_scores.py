@@ -39,6 +39,8 @@ class JsonlScoreSink:
         self._file: BinaryIO | None = None
 
     def setup(self) -> None:
+        if self._file is not None:
+            return
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._seen = self._load_keys()

@@ -104,7 +104,8 @@ class KafkaDeadLetterSink:
         bootstrap_ms = int(self._bootstrap_timeout_s * 1000)
         delivery_ms = int(self._delivery_timeout_s * 1000)
         try:
-            self._producer = KafkaProducer(
+            # Called again while a service is still down at start-up: one producer is enough.
+            self._producer = self._producer or KafkaProducer(
                 **client_kwargs(self._bootstrap_servers, self._security, client_id=self._client_id),
                 acks="all",
                 # Retries are bounded by delivery_timeout_ms, not by a count.

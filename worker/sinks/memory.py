@@ -19,6 +19,7 @@ class _FlakyFlush:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures = 0
+        self._setup_failures = 0
         self._backpressure: float | None = None
         self.flush_calls = 0
         self.failed_flushes = 0
@@ -35,7 +36,16 @@ class _FlakyFlush:
         with self._lock:
             self._backpressure = retry_after_s
 
+    def fail_setups(self, count: int) -> None:
+        """The next ``count`` setups raise SinkError, as a sink whose service is down does."""
+        with self._lock:
+            self._setup_failures = count
+
     def setup(self) -> None:
+        with self._lock:
+            if self._setup_failures:
+                self._setup_failures -= 1
+                raise SinkError(f"{type(self).__name__}: injected setup failure")
         self.is_set_up = True
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
-"""The sinks' retry policy: a few quick attempts inside a sink, for transient errors only, then
-the checkpoint's backoff between whole flushes (``backoff_s``) while storage stays down."""
+"""The sinks' retry policy: a few quick attempts inside a sink, for transient errors only.
+
+While storage stays down, the checkpoint's backoff between whole flushes (worker/backoff.py)
+takes over."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 from tenacity import (
@@ -40,18 +41,3 @@ def transient_retry(
         retry=retry,
         reraise=True,
     )
-
-
-# 2**_MAX_DOUBLINGS times the first wait is past any sensible cap; it keeps the power finite.
-_MAX_DOUBLINGS = 30
-
-
-def backoff_s(failures: int, first_s: float, cap_s: float) -> float:
-    """The wait after ``failures`` consecutive failures: doubling from ``first_s`` up to
-    ``cap_s``, with jitter so that workers failing together do not retry together.
-
-    "Equal jitter": a random point in the upper half of the doubled wait, so a retry never
-    comes much sooner than the doubling says (as tenacity's ``wait_random_exponential`` may).
-    """
-    ceiling = min(cap_s, first_s * 2 ** min(max(failures - 1, 0), _MAX_DOUBLINGS))
-    return random.uniform(ceiling / 2, ceiling)
