@@ -6,8 +6,10 @@ Threads and what they may touch:
   Kafka consumers are not thread-safe, and one thread keeps the sinks simple;
 - the CPU pool decodes and preprocesses frames and renders heatmaps (OpenCV and torch release
   the GIL);
-- one inference thread scores batches and makes every call to the model store, so a refresh
-  never swaps a model under a running batch and loading never competes with scoring for the GPU.
+- one inference thread scores batches, only ever with models that are ready, so a refresh never
+  swaps a model under a running batch;
+- the model lifecycle's loader threads fetch, verify, load and warm up models
+  (worker/modelstore/lifecycle.py), so one product line's download never holds up the others.
 
 Each polled record gets a ``Ticket``; a revoked partition bumps its epoch, which makes the
 tickets of its frames still in flight stale, so they are dropped wherever they are found. A
