@@ -78,7 +78,7 @@ class RedisScoreSink:
         ttl_s: int = 7 * 24 * 3600,
         stream_maxlen: int = 100_000,
         flagged_maxlen: int = 10_000,
-        attempts: int = 5,
+        attempts: int = 3,
         socket_timeout_s: float = 5.0,
         connect_timeout_s: float | None = None,
     ) -> None:
