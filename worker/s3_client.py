@@ -22,7 +22,7 @@ from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
 
 if TYPE_CHECKING:
-    from worker.settings import S3Settings
+    from worker.settings_sections import S3Settings
 
 # Everything a call through the client raises when storage fails: S3 error responses and
 # connection trouble below them.

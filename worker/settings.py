@@ -4,8 +4,8 @@ Nested sections use ``__``: ``RDQC_KAFKA__TOPIC=frames.inbound``. The env file i
 ``$RDQC_ENV_FILE`` if set, else ``.stack/stack.env`` (written by ``make stack-up``); a missing
 file is fine. Environment variables win over the file.
 
-Backends are chosen by URL scheme (``parse_backend_url``); ``BACKEND_SCHEMES`` lists the schemes
-each port accepts.
+Backends are chosen by URL scheme (worker/backend_urls.py lists the schemes each port accepts);
+the sections live in worker/settings_sections.py.
 The model store section is both a URL and a section: ``RDQC_MODELS=s3://rdqc-models`` sets
 ``models.url`` while ``RDQC_MODELS__POLL_S=10`` tunes it, as the Helm chart does.
 """
@@ -16,11 +16,9 @@ import os
 import posixpath
 import re
 import socket
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -30,173 +28,22 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from worker.backend_urls import check_backend_url, mask_url, parse_backend_url
+from worker.settings_sections import (
+    MIB,
+    BatchingSettings,
+    KafkaSettings,
+    ModelStoreSettings,
+    Positive,
+    RedisSettings,
+    S3Settings,
+)
+
 DEFAULT_ENV_FILE = ".stack/stack.env"
-MASK = "**********"
-MIB = 1024 * 1024
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-_SECURITY_PROTOCOLS_WITH_SASL = ("SASL_PLAINTEXT", "SASL_SSL")
 
-Positive = Annotated[int, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
-Seconds = Annotated[float, Field(gt=0)]
-
-# The URL schemes each port accepts, the one list of them: worker/wiring.py has a backend factory
-# for each (a unit test holds the two together). Error messages list them in this order.
-BACKEND_SCHEMES: Mapping[str, tuple[str, ...]] = {
-    "source": ("kafka", "dir", "video"),
-    "dead_letters": ("kafka", "dir"),
-    "models": ("s3", "dir"),
-    "scores": ("redis", "file"),
-    "heatmaps": ("s3", "dir"),
-    "dead_letter_payloads": ("s3", "dir"),
-}
-
-
-def parse_backend_url(url: str) -> tuple[str, str]:
-    """``"kafka://"`` -> ``("kafka", "")``, ``"dir://./frames"`` -> ``("dir", "./frames")``."""
-    scheme, separator, rest = url.partition("://")
-    if not separator or not scheme:
-        raise ValueError(f"{url!r} is not a backend URL: expected SCHEME://LOCATION")
-    return scheme.lower(), rest
-
-
-def check_backend_url(field: str, url: str) -> str:
-    """``url`` if its scheme is one ``BACKEND_SCHEMES`` allows for the port ``field``."""
-    scheme, _ = parse_backend_url(url)
-    allowed = BACKEND_SCHEMES[field]
-    if scheme not in allowed:
-        choices = ", ".join(f"{s}://" for s in allowed)
-        raise ValueError(f"{field}: unknown scheme {scheme!r} in {url!r}; allowed: {choices}")
-    return url
-
-
-def mask_url(url: str) -> str:
-    """The URL with the password of its user part masked; anything else unchanged."""
-    scheme, separator, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    userinfo, at, host = netloc.rpartition("@")
-    if not separator or not at:
-        return url
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}://{user}{colon and ':' + MASK}@{host}{slash}{path}"
-
-
-class _Section(BaseModel):
-    # A misspelt RDQC_KAFKA__TOPC fails at start instead of being silently ignored.
-    model_config = ConfigDict(extra="forbid")
-
-
-class KafkaSettings(_Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "frames.inbound"
-    dlq_topic: str = "frames.dlq"
-    group_id: str = "rdqc-workers"
-    client_id: str = "rdqc-worker"
-    max_poll_records: Positive = 256
-    max_poll_interval_ms: Positive = 300_000
-    session_timeout_ms: Positive = 45_000
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: str | None = None
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    # Bounds of the dead-letter producer; a flush waits at most dlq_delivery_timeout_s for acks.
-    dlq_delivery_timeout_s: Seconds = 10
-    # How long a send may block waiting for topic metadata or buffer space.
-    dlq_send_timeout_s: Seconds = 2
-    # Largest dead-letter record sent as is (the DLQ topic's max.message.bytes, broker default
-    # 1,000,000); a larger one keeps its payload in object storage (RDQC_DEAD_LETTER_PAYLOADS).
-    dlq_max_record_bytes: Annotated[int, Field(ge=64 * 1024)] = 1_000_000
-    # What the consumer buffers from the brokers, outside the pipeline's in-flight budget.
-    fetch_max_mb: Positive = Field(
-        default=50, description="Most MiB one fetch response may carry, over all partitions"
-    )
-    max_partition_fetch_mb: Positive = Field(
-        default=1,
-        description="Most MiB per partition in one fetch (a larger single record still comes)",
-    )
-
-    @model_validator(mode="after")
-    def _sasl_complete(self) -> Self:
-        if self.security_protocol in _SECURITY_PROTOCOLS_WITH_SASL and not (
-            self.sasl_mechanism and self.sasl_username and self.sasl_password
-        ):
-            raise ValueError(
-                f"kafka.security_protocol {self.security_protocol} needs sasl_mechanism, "
-                "sasl_username and sasl_password"
-            )
-        return self
-
-
-class RedisSettings(_Section):
-    # A secret because the URL may carry the password (redis://:pass@host:6379/0).
-    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    prefix: str = "rdqc"
-    ttl_s: Positive = 7 * 24 * 3600
-    stream_maxlen: Positive = 100_000
-    flagged_maxlen: Positive = 10_000
-    # Per attempt: connecting, then each command's round trip.
-    connect_timeout_s: Seconds = 1
-    socket_timeout_s: Seconds = 2
-
-
-class S3Settings(_Section):
-    endpoint: str = "http://127.0.0.1:9000"
-    access_key: SecretStr | None = None
-    secret_key: SecretStr | None = None
-    region: str = "us-east-1"
-    heatmap_bucket: str = "rdqc-heatmaps"
-    model_bucket: str = "rdqc-models"
-    # Per request, no retries below ours (worker/s3_client.py).
-    connect_timeout_s: Seconds = 2
-    read_timeout_s: Seconds = 10
-    # The longest a flush waits for its uploads (heatmaps, dead-letter payloads); unfinished
-    # ones keep running, the flush fails and the next one waits for them again.
-    flush_timeout_s: Seconds = 5
-
-
-class BatchingSettings(_Section):
-    max_size: Positive = 32
-    max_wait_ms: Annotated[float, Field(ge=0)] = 20
-    # Frames polled but not yet committed-ready; reaching it pauses polling (backpressure).
-    max_queue: Positive = 512
-    max_inflight_mb: Positive = Field(
-        default=512,
-        description=(
-            "MiB the frames in flight may hold (payloads, decoded images, model inputs); "
-            "reaching it pauses polling. One frame is always admitted, however large"
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _queue_holds_a_batch(self) -> Self:
-        if self.max_queue < self.max_size:
-            raise ValueError(
-                f"batching.max_queue ({self.max_queue}) must be >= batching.max_size "
-                f"({self.max_size}), or no batch could ever fill"
-            )
-        return self
-
-
-class ModelStoreSettings(_Section):
-    url: str = "dir://./models"
-    poll_s: Annotated[float, Field(gt=0)] = 30
-    max_resident: Positive = 8
-    cache_dir: Path = Field(default=Path("~/.cache/rdqc/models"), validate_default=True)
-    warmup: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _url_scheme(cls, url: str) -> str:
-        return check_backend_url("models", url)
-
-    @field_validator("cache_dir")
-    @classmethod
-    def _expand_home(cls, path: Path) -> Path:
-        return path.expanduser()
 
 
 def _default_worker_id() -> str:

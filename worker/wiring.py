@@ -3,7 +3,7 @@
 URLs (docs/contracts.md, README): ``kafka://[TOPIC]`` (brokers from the kafka section),
 ``dir://PATH``, ``video://FILE?product_line=NAME``, ``file://PATH``, ``redis://`` (the redis
 section's URL) or a full Redis URL, ``s3://[BUCKET]`` (endpoint and keys from the s3 section).
-Each port has one factory per scheme ``settings.BACKEND_SCHEMES`` allows it, called with the
+Each port has one factory per scheme ``backend_urls.BACKEND_SCHEMES`` allows it, called with the
 URL's location. Backend modules are imported only when chosen, so the embedded default never
 loads a Kafka or S3 client.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rdcore.device import resolve_device
+from worker.backend_urls import parse_backend_url
 from worker.frame_decoder import FrameDecoder
 from worker.kafka_client import KafkaSecurity
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
@@ -23,7 +24,8 @@ from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
 from worker.scoring import BatchScorer
-from worker.settings import MIB, Settings, parse_backend_url
+from worker.settings import Settings
+from worker.settings_sections import MIB
 
 if TYPE_CHECKING:
     from worker.sinks.payload_stores import PayloadStore

@@ -22,7 +22,7 @@ from stack_endpoints import StackEndpoints
 from worker.errors import SinkError
 from worker.frames import Rejection, SourceRecord
 from worker.s3_client import s3_client
-from worker.settings import S3Settings
+from worker.settings_sections import S3Settings
 from worker.sinks.dead_letter_payloads import PayloadOffloader
 from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
 from worker.sinks.payload_stores import S3PayloadStore

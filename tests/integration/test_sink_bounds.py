@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from worker.errors import SinkError
 from worker.frames import FrameMeta
 from worker.s3_client import s3_client
-from worker.settings import S3Settings
+from worker.settings_sections import S3Settings
 from worker.sinks.s3_heatmaps import S3HeatmapSink
 
 pytestmark = pytest.mark.integration

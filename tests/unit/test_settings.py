@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from worker.settings import Settings, mask_url, parse_backend_url
+from worker.backend_urls import mask_url, parse_backend_url
+from worker.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker import wiring
-from worker.settings import BACKEND_SCHEMES
+from worker.backend_urls import BACKEND_SCHEMES
 
 pytestmark = pytest.mark.unit
 
