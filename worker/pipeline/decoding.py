@@ -74,8 +74,15 @@ class DecodeStage:
         if isinstance(decoded, Rejection):
             return decoded
         preprocess = self._preprocess_by_line.get(decoded.meta.product_line)
-        tensor = None if preprocess is None else preprocess(decoded.image)
-        return Prepared(decoded, tensor, preprocess)
+        if preprocess is None:
+            return Prepared(decoded)
+        try:
+            return Prepared(decoded, preprocess(decoded.image), preprocess)
+        except Exception:
+            # Preprocessing here only saves the inference thread time. The scorer preprocesses
+            # a frame that has no tensor, and a frame that fails there is isolated and
+            # dead-lettered (scoring_failed) instead of stopping the loop.
+            return Prepared(decoded)
 
 
 def decoded_bytes(prepared: Prepared) -> int:
