@@ -15,6 +15,7 @@ from rdcore import ModelConfig, reverse_distillation
 from rdcore.artifacts.artifact import save_artifact
 from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
+from rdcore.errors import ArtifactError
 from worker.errors import ModelLoadError, SinkError, UnknownProductLine
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
 from worker.modelstore.directory import DirectoryModelRepository
@@ -413,6 +414,19 @@ def test_publish_refuses_an_artifact_of_another_product_line(
     with pytest.raises(Exception, match="product line 'p1', not 'p2'"):
         publish_artifact(repository, artifacts["p1/v1"], "p2")
     assert repository.pointer("p2") is None
+
+
+def test_publish_refuses_an_uncalibrated_artifact(
+    tmp_path: Path, repository: DirectoryModelRepository
+) -> None:
+    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
+    artifact = tmp_path / "uncalibrated"
+    save_artifact(
+        model, artifact, product_line="p1", model_version="v1", calibration=None, training={}
+    )
+    with pytest.raises(ArtifactError, match=r"no calibration.*rdqc calibrate"):
+        publish_artifact(repository, artifact, "p1")
+    assert repository.pointer("p1") is None
 
 
 def test_store_raises_unknown_product_line(

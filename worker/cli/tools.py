@@ -12,6 +12,9 @@ from worker.cli.common import load_settings, reports_user_errors
 
 app = typer.Typer()
 
+# How long `rdqc send` waits for brokers before it gives up with an error.
+_SEND_TIMEOUT_MS = 30_000
+
 
 @app.command("send")
 @reports_user_errors
@@ -40,6 +43,10 @@ def send_command(
         **client_kwargs(servers, KafkaSecurity.from_settings(settings.kafka)),
         acks="all",
         max_request_size=settings.max_payload_bytes + 65536,
+        # Bounded, so unreachable brokers end the command with an error instead of a hang.
+        max_block_ms=_SEND_TIMEOUT_MS,
+        delivery_timeout_ms=_SEND_TIMEOUT_MS,
+        request_timeout_ms=_SEND_TIMEOUT_MS // 2,
     )
     try:
         sent = send_frames(
@@ -53,7 +60,7 @@ def send_command(
             frame_prefix=frame_prefix,
         )
     finally:
-        producer.close()
+        producer.close(timeout=_SEND_TIMEOUT_MS / 1000)
     typer.echo(json.dumps({"sent": sent, "topic": topic or settings.kafka.topic}))
 
 

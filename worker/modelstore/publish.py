@@ -24,6 +24,12 @@ def publish_artifact(
             f"{directory} is a model of product line {manifest.product_line!r}, not "
             f"{product_line!r}; publish it under its own product line or retrain"
         )
+    if manifest.calibration is None:
+        # Workers would wait for a usable version of the line, scoring none of its frames.
+        raise ArtifactError(
+            f"{directory} has no calibration, so workers could not turn its scores into "
+            "verdicts; run `rdqc calibrate` on it first"
+        )
     pointer = ModelPointer(manifest.model_version, manifest.weights_sha256)
     repository.publish(str(directory), product_line, pointer.version, pointer.sha256)
     return pointer
