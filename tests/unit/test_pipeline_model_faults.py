@@ -13,29 +13,13 @@ from dataclasses import replace
 
 import cv2
 import pytest
-import torch
+from pipeline_harness import FAST, Harness, frame_id, loaded_model, noise_png, scored_ids
 from structlog.testing import capture_logs
-from test_pipeline import CONFIG, FAST, Harness, frame_id, loaded_model, noise_png, scored_ids
 
-from rdcore import Preprocess, ReverseDistillation, reverse_distillation
+from rdcore import ReverseDistillation
 from rdcore.artifacts.artifact import LoadedModel
-from rdcore.data.images import decode_image
 from worker.modelstore.memory import MemoryModelStore
 from worker.scoring import BatchScorer, Prepared, Scored
-
-
-@pytest.fixture(scope="module")
-def module() -> ReverseDistillation:
-    torch.manual_seed(0)
-    return reverse_distillation(CONFIG, "random").eval()
-
-
-@pytest.fixture(scope="module")
-def threshold(module: ReverseDistillation) -> float:
-    images = [decode_image(noise_png(seed), "test") for seed in range(8)]
-    with torch.inference_mode():
-        scores = module(Preprocess.from_config(CONFIG).batch(images)).score
-    return float(scores.median())
 
 
 def unavailable(harness: Harness, product_line: str) -> float | None:
