@@ -6,6 +6,7 @@ and names are checked, because both become object-storage keys and directory nam
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -133,6 +134,18 @@ class Manifest:
             raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
         except ArtifactError as exc:
             raise ArtifactError(f"{path}: {exc}") from exc
+
+    def digest(self) -> str:
+        """The version's identity: SHA-256 of the canonical manifest.
+
+        The manifest records the weights' hash, the preprocessing, the map settings and the
+        calibration, so two artifacts that could judge a frame differently never share a digest,
+        and the same artifact read back from any store always has the same one.
+        """
+        canonical = json.dumps(
+            self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     def write(self, directory: Path, mode: int = 0o644) -> None:
         """Write ``directory/manifest.json`` atomically: a reader sees the old one or this one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -229,3 +230,29 @@ def test_unsafe_product_line_is_rejected(
             training=TRAINING,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_digest_names_the_content_whatever_store_it_was_read_from(
+    saved: Path, copy: Path
+) -> None:
+    manifest = read_manifest(saved)
+
+    assert read_manifest(copy).digest() == manifest.digest()  # a byte-for-byte copy
+    manifest.write(copy)  # rewritten: the same content in other formatting
+    assert read_manifest(copy).digest() == manifest.digest()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"calibration": calibrate([0.1, 0.2, 0.3])},
+        {"weights_sha256": "0" * 64},
+        {"model": ModelConfig(backbone="resnet18", image_size=96)},
+    ],
+    ids=["threshold", "weights", "preprocessing"],
+)
+def test_anything_that_changes_a_verdict_changes_the_digest(
+    saved: Path, change: dict[str, object]
+) -> None:
+    manifest = read_manifest(saved)
+    assert dataclasses.replace(manifest, **change).digest() != manifest.digest()
