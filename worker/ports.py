@@ -100,10 +100,16 @@ class HeatmapSink(Protocol):
 
 @dataclass(frozen=True)
 class ModelPointer:
-    """``{product_line}/current.json``: the live version of a product line's model."""
+    """``{product_line}/current.json`` (the live version) or ``shadow.json`` (a candidate).
+
+    ``digest`` is the version's ``Manifest.digest()``, its identity; it is None only in a pointer
+    written before contract v2 (docs/contracts.md §4), which workers compare by version and
+    weights sha256 instead.
+    """
 
     version: str
     sha256: str
+    digest: str | None
 
 
 @dataclass(frozen=True)
@@ -114,17 +120,22 @@ class ModelSwap:
 
 
 class ModelRepository(Protocol):
-    """Artifacts at ``{product_line}/{version}/``; the live one named in ``current.json``."""
+    """Immutable artifacts at ``{product_line}/{version}/``, named by pointers (contracts §4).
+
+    A worker reads the pointers, downloads the version one names and checks that the
+    artifact's manifest digest equals the pointer's (modelstore/cache.py) before serving it.
+    """
 
     def setup(self) -> None: ...
 
-    def pointer(self, product_line: str) -> ModelPointer | None: ...
+    def pointer(self, product_line: str) -> ModelPointer | None:
+        """``current.json``: the version to serve; None when no model is published."""
+
+    def shadow(self, product_line: str) -> ModelPointer | None:
+        """``shadow.json``: a candidate to score alongside the current version; None if none."""
 
     def download(self, product_line: str, version: str, destination: str) -> None:
         """Copy the artifact's files into the local directory ``destination``."""
-
-    def publish(self, artifact_dir: str, product_line: str, version: str, sha256: str) -> None:
-        """Upload an artifact's files, then write the pointer last."""
 
 
 class ModelStore(Protocol):

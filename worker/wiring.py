@@ -18,6 +18,7 @@ from rdcore.device import resolve_device
 from worker.backend_urls import parse_backend_url
 from worker.frame_decoder import FrameDecoder
 from worker.kafka_client import KafkaSecurity
+from worker.modelstore.registry import ModelRegistry
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
@@ -28,6 +29,7 @@ from worker.settings import Settings
 from worker.settings_sections import MIB
 
 if TYPE_CHECKING:
+    from worker.modelstore.files import ModelFiles
     from worker.sinks.payload_stores import PayloadStore
 
 
@@ -148,21 +150,21 @@ def _directory_payload_store(_settings: Settings, location: str) -> PayloadStore
     return DirectoryPayloadStore(location)
 
 
-def _s3_models(settings: Settings, bucket: str, for_publishing: bool) -> ModelRepository:
-    from worker.modelstore.s3 import S3ModelRepository
+def _s3_models(settings: Settings, bucket: str, for_publishing: bool) -> ModelFiles:
+    from worker.modelstore.s3 import S3ModelFiles
     from worker.s3_client import s3_client
 
-    return S3ModelRepository(
+    return S3ModelFiles(
         s3_client(settings.s3),
         bucket or settings.s3.model_bucket,
         create_bucket=for_publishing,
     )
 
 
-def _directory_models(_settings: Settings, location: str, _for_publishing: bool) -> ModelRepository:
-    from worker.modelstore.directory import DirectoryModelRepository
+def _directory_models(_settings: Settings, location: str, _for_publishing: bool) -> ModelFiles:
+    from worker.modelstore.directory import DirectoryModelFiles
 
-    return DirectoryModelRepository(location)
+    return DirectoryModelFiles(location)
 
 
 # One table per port, keyed by URL scheme; factories get the settings and the URL's location.
@@ -187,8 +189,9 @@ DEAD_LETTER_PAYLOAD_STORES: Mapping[str, Callable[[Settings, str], PayloadStore]
     "s3": _s3_payload_store,
     "dir": _directory_payload_store,
 }
-# The model factories also learn whether the repository is for publishing (``rdqc publish``).
-MODEL_REPOSITORIES: Mapping[str, Callable[[Settings, str, bool], ModelRepository]] = {
+# The model store's backends also learn whether they are for publishing (``rdqc publish``); the
+# registry over them (modelstore/registry.py) is the same for every scheme.
+MODEL_REPOSITORIES: Mapping[str, Callable[[Settings, str, bool], ModelFiles]] = {
     "s3": _s3_models,
     "dir": _directory_models,
 }
@@ -219,10 +222,10 @@ def dead_letter_payload_store(settings: Settings) -> PayloadStore:
     return DEAD_LETTER_PAYLOAD_STORES[scheme](settings, location)
 
 
-def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRepository:
-    """``for_publishing`` lets an S3 repository create its bucket; a worker expects it to exist."""
+def model_repository(settings: Settings, *, for_publishing: bool = False) -> ModelRegistry:
+    """``for_publishing`` lets an S3 store create its bucket; a worker expects it to exist."""
     scheme, location = parse_backend_url(settings.models.url)
-    return MODEL_REPOSITORIES[scheme](settings, location, for_publishing)
+    return ModelRegistry(MODEL_REPOSITORIES[scheme](settings, location, for_publishing))
 
 
 def backends(settings: Settings) -> Backends:

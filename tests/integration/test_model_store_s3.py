@@ -1,12 +1,14 @@
-"""S3ModelRepository + CachingModelStore against a real MinIO (docs/contracts.md §4)."""
+"""The model registry over S3 + CachingModelStore against a real MinIO (docs/contracts.md §4)."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from minio import Minio
@@ -17,13 +19,23 @@ from rdcore.calibration import calibrate
 from worker.errors import ModelLoadError, UnknownProductLine
 from worker.modelstore.lifecycle import ModelLifecycle
 from worker.modelstore.publish import publish_artifact
-from worker.modelstore.s3 import S3ModelRepository
+from worker.modelstore.registry import ModelRegistry
+from worker.modelstore.s3 import S3ModelFiles
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
 from worker.ports import ModelSwap
 
 pytestmark = pytest.mark.integration
+
+
+def read_json(minio: Minio, bucket: str, key: str) -> Any:
+    response = minio.get_object(bucket, key)
+    try:
+        return json.loads(response.read())
+    finally:
+        response.close()
+        response.release_conn()
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +58,21 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_publish_load_hot_swap_and_a_corrupt_upload_keeps_the_old_model(
     tmp_path: Path, minio_client: Minio, s3_bucket: str, artifacts: dict[str, Path]
 ) -> None:
-    repository = S3ModelRepository(minio_client, s3_bucket)
+    repository = ModelRegistry(S3ModelFiles(minio_client, s3_bucket))
     repository.setup()
     assert repository.pointer("p1") is None
 
     published = publish_artifact(repository, artifacts["v1"], "p1")
 
     keys = sorted(o.object_name for o in minio_client.list_objects(s3_bucket, recursive=True))
-    assert keys == ["p1/current.json", "p1/v1/manifest.json", "p1/v1/model.safetensors"]
-    pointer = minio_client.get_object(s3_bucket, "p1/current.json")
-    try:
-        assert json.loads(pointer.read()) == {"version": "v1", "sha256": published.sha256}
-    finally:
-        pointer.close()
-        pointer.release_conn()
+    assert keys[0] == "p1/current.json"
+    assert re.fullmatch(r"p1/history/\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}\.json", keys[1])
+    assert keys[2:] == ["p1/v1/manifest.json", "p1/v1/model.safetensors"]
+    assert read_json(minio_client, s3_bucket, "p1/current.json") == {
+        "version": "v1",
+        "sha256": published.sha256,
+        "digest": published.digest,
+    }
 
     events: list[ModelLoadEvent] = []
     store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
@@ -80,7 +93,9 @@ def test_publish_load_hot_swap_and_a_corrupt_upload_keeps_the_old_model(
     assert store.get("p1") is serving
 
     # v4 is intact, but the pointer names other weights: refused too.
-    repository.publish(str(artifacts["v4"]), "p1", "v4", "0" * 64)
+    publish_artifact(repository, artifacts["v4"], "p1", promote=False)
+    wrong = json.dumps({"version": "v4", "sha256": "0" * 64}).encode()
+    minio_client.put_object(s3_bucket, "p1/current.json", io.BytesIO(wrong), len(wrong))
     assert store.refresh() == []
     assert store.get("p1") is serving
 
@@ -95,7 +110,7 @@ def test_publish_load_hot_swap_and_a_corrupt_upload_keeps_the_old_model(
 
 
 def test_a_missing_bucket_fails_setup(minio_client: Minio, s3_bucket: str) -> None:
-    repository = S3ModelRepository(minio_client, f"{s3_bucket}-missing")
+    repository = ModelRegistry(S3ModelFiles(minio_client, f"{s3_bucket}-missing"))
     with pytest.raises(ModelLoadError, match="does not exist"):
         repository.setup()
 
@@ -103,7 +118,7 @@ def test_a_missing_bucket_fails_setup(minio_client: Minio, s3_bucket: str) -> No
 def test_frames_wait_through_a_corrupt_upload_and_get_the_fixed_version(
     tmp_path: Path, minio_client: Minio, s3_bucket: str, artifacts: dict[str, Path]
 ) -> None:
-    repository = S3ModelRepository(minio_client, s3_bucket)
+    repository = ModelRegistry(S3ModelFiles(minio_client, s3_bucket))
     store = CachingModelStore(repository, tmp_path / "cache", warmup=False)
     health = Health()
     health.set_assigned(True)
@@ -140,7 +155,7 @@ def test_frames_wait_through_a_corrupt_upload_and_get_the_fixed_version(
 def test_a_missing_bucket_is_a_load_failure_never_an_unknown_product_line(
     tmp_path: Path, minio_client: Minio, s3_bucket: str
 ) -> None:
-    repository = S3ModelRepository(minio_client, f"{s3_bucket}-missing")
+    repository = ModelRegistry(S3ModelFiles(minio_client, f"{s3_bucket}-missing"))
     store = CachingModelStore(repository, tmp_path / "cache")
     with pytest.raises(ModelLoadError, match="NoSuchBucket"):
         store.get("p1")

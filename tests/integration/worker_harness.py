@@ -22,8 +22,9 @@ from rdcore.data.images import encode_png
 from rdcore.data.preprocess import Preprocess
 from rdcore.data.synthetic import defective_image, good_image
 from worker.cli.camera_sim import EncodedFrame, send_frames
-from worker.modelstore.publish import publish_artifact
-from worker.modelstore.s3 import S3ModelRepository
+from worker.modelstore.publish import Published, publish_artifact
+from worker.modelstore.registry import ModelRegistry
+from worker.modelstore.s3 import S3ModelFiles
 from worker.service import run_worker
 from worker.settings import Settings
 
@@ -63,8 +64,14 @@ def make_artifact(directory: Path, product_line: str, version: str, seed: int) -
     return directory
 
 
-def publish(minio: Minio, bucket: str, artifact: Path, product_line: str) -> None:
-    publish_artifact(S3ModelRepository(minio, bucket), artifact, product_line)
+def s3_registry(minio: Minio, bucket: str) -> ModelRegistry:
+    return ModelRegistry(S3ModelFiles(minio, bucket), by="tests@integration")
+
+
+def publish(
+    minio: Minio, bucket: str, artifact: Path, product_line: str, *, promote: bool = True
+) -> Published:
+    return publish_artifact(s3_registry(minio, bucket), artifact, product_line, promote=promote)
 
 
 def send(

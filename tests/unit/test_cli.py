@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -115,21 +116,48 @@ def test_score_prints_one_json_line_per_image(
     assert len(list(overlays.glob("*.png"))) == 4
 
 
-def test_calibrate_changes_only_the_calibration(
+def test_calibrate_writes_a_new_version_and_leaves_the_artifact_as_it_was(
     artifact: Path, dataset: Path, tmp_path: Path
 ) -> None:
     before = read_manifest(artifact)
+    manifest_bytes = (artifact / "manifest.json").read_bytes()
+    output = tmp_path / "recalibrated"
     result = runner.invoke(
-        app, ["calibrate", str(artifact), str(dataset / "test" / "good"), "--quantile", "0.5"]
+        app,
+        [
+            "calibrate",
+            str(artifact),
+            str(dataset / "test" / "good"),
+            "--quantile",
+            "0.5",
+            "--output",
+            str(output),
+        ],
     )
     assert result.exit_code == 0, result.output
-    after = verify_artifact(artifact)
+    printed = json.loads(result.stdout)
+    after = verify_artifact(output)
+    assert re.fullmatch(r"v1-cal\d{8}T\d{6}Z", after.model_version)
+    assert printed["model_version"] == after.model_version
     assert after.calibration is not None
     assert after.calibration.quantile == 0.5
     assert after.calibration.count == 3
-    assert json.loads(result.stdout)["threshold"] == after.calibration.threshold
+    assert printed["calibration"]["threshold"] == after.calibration.threshold
     assert after.weights_sha256 == before.weights_sha256
-    assert after.training == before.training
+    assert after.training == {
+        **before.training,
+        "recalibrated_from": {"version": "v1", "digest": before.digest()},
+    }
+    assert after.digest() != before.digest()
+    assert (artifact / "manifest.json").read_bytes() == manifest_bytes
+
+    # Named by --new-version, beside the original by default; an existing folder is refused.
+    named = ["calibrate", str(artifact), str(dataset / "test" / "good"), "--new-version", "v2"]
+    assert runner.invoke(app, named).exit_code == 0
+    assert read_manifest(artifact.parent / "v2").model_version == "v2"
+    again = runner.invoke(app, named)
+    assert again.exit_code == 2
+    assert "not empty" in again.stderr
 
 
 def test_missing_training_folder_is_a_one_line_user_error(tmp_path: Path) -> None:

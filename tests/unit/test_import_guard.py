@@ -26,6 +26,7 @@ COMMANDS = (
     "export",
     "worker",
     "publish",
+    "models",
     "send",
     "demo",
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from rdcore.calibration import calibrate
 from rdcore.errors import ArtifactError
 from worker.errors import ModelLoadError, SinkError, UnknownProductLine
 from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, TopicPartition
-from worker.modelstore.directory import DirectoryModelRepository
+from worker.modelstore.directory import DirectoryModelFiles
 from worker.modelstore.publish import publish_artifact
+from worker.modelstore.registry import ModelRegistry
 from worker.modelstore.store import CachingModelStore, ModelLoadEvent
-from worker.ports import ModelSwap
+from worker.ports import ModelPointer, ModelSwap
 from worker.sinks.directory_dead_letters import DirectoryDeadLetterSink
 from worker.sinks.directory_heatmaps import DirectoryHeatmapSink
 from worker.sinks.jsonl_scores import JsonlScoreSink
@@ -383,25 +385,33 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def repository(tmp_path: Path) -> DirectoryModelRepository:
-    repo = DirectoryModelRepository(tmp_path / "models")
-    repo.setup()
-    return repo
+def repository(tmp_path: Path) -> ModelRegistry:
+    registry = ModelRegistry(DirectoryModelFiles(tmp_path / "models"))
+    registry.setup()
+    return registry
+
+
+def place_by_hand(models: Path, artifact: Path, line: str, version: str, sha256: str) -> None:
+    """Put an artifact and a v1 pointer (no digest) into the store past the registry's checks,
+    as a corrupt upload or an older rdqc could have left them."""
+    shutil.copytree(artifact, models / line / version, dirs_exist_ok=True)
+    pointer = {"version": version, "sha256": sha256}
+    (models / line / "current.json").write_text(json.dumps(pointer))
 
 
 def test_publish_then_store_loads_and_caches(
-    tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
+    tmp_path: Path, artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
-    pointer = publish_artifact(repository, artifacts["p1/v1"], "p1")
-    assert repository.pointer("p1") == pointer
-    assert pointer.version == "v1"
+    published = publish_artifact(repository, artifacts["p1/v1"], "p1")
+    pointer = repository.pointer("p1")
+    assert pointer == ModelPointer("v1", published.sha256, published.digest)
     events: list[ModelLoadEvent] = []
     store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
 
     model = store.get("p1")
 
     assert model.version == "v1"
-    assert model.manifest.weights_sha256 == pointer.sha256
+    assert model.manifest.digest() == published.digest
     assert model.directory == tmp_path / "cache" / "p1" / "v1"
     assert store.get("p1") is model
     assert store.versions() == {"p1": "v1"}
@@ -409,7 +419,7 @@ def test_publish_then_store_loads_and_caches(
 
 
 def test_publish_refuses_an_artifact_of_another_product_line(
-    artifacts: dict[str, Path], repository: DirectoryModelRepository
+    artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
     with pytest.raises(Exception, match="product line 'p1', not 'p2'"):
         publish_artifact(repository, artifacts["p1/v1"], "p2")
@@ -417,7 +427,7 @@ def test_publish_refuses_an_artifact_of_another_product_line(
 
 
 def test_publish_refuses_an_uncalibrated_artifact(
-    tmp_path: Path, repository: DirectoryModelRepository
+    tmp_path: Path, repository: ModelRegistry
 ) -> None:
     model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
     artifact = tmp_path / "uncalibrated"
@@ -429,9 +439,7 @@ def test_publish_refuses_an_uncalibrated_artifact(
     assert repository.pointer("p1") is None
 
 
-def test_store_raises_unknown_product_line(
-    tmp_path: Path, repository: DirectoryModelRepository
-) -> None:
+def test_store_raises_unknown_product_line(tmp_path: Path, repository: ModelRegistry) -> None:
     store = CachingModelStore(repository, tmp_path / "cache")
     with pytest.raises(UnknownProductLine, match="no model is published"):
         store.get("nothing-here")
@@ -440,7 +448,7 @@ def test_store_raises_unknown_product_line(
 
 
 def test_store_evicts_the_least_recently_used_model(
-    tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
+    tmp_path: Path, artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
     publish_artifact(repository, artifacts["p1/v1"], "p1")
     publish_artifact(repository, artifacts["p2/v1"], "p2")
@@ -454,7 +462,7 @@ def test_store_evicts_the_least_recently_used_model(
 
 
 def test_refresh_swaps_in_a_new_version(
-    tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
+    tmp_path: Path, artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
     publish_artifact(repository, artifacts["p1/v1"], "p1")
     store = CachingModelStore(repository, tmp_path / "cache")
@@ -469,14 +477,14 @@ def test_refresh_swaps_in_a_new_version(
 
 
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
-    tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
+    tmp_path: Path, artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
     publish_artifact(repository, artifacts["p1/v1"], "p1")
     events: list[ModelLoadEvent] = []
     store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
     serving = store.get("p1")
     # v2's files land, but the pointer names other weights (a corrupt or mixed-up upload).
-    repository.publish(str(artifacts["p1/v2"]), "p1", "v2", "0" * 64)
+    place_by_hand(tmp_path / "models", artifacts["p1/v2"], "p1", "v2", "0" * 64)
 
     with capture_logs() as logs:
         assert store.refresh() == []
@@ -488,9 +496,9 @@ def test_a_version_that_fails_to_load_leaves_the_old_one_serving(
 
 
 def test_a_broken_model_is_refused_at_every_get_until_a_good_version_is_published(
-    tmp_path: Path, artifacts: dict[str, Path], repository: DirectoryModelRepository
+    tmp_path: Path, artifacts: dict[str, Path], repository: ModelRegistry
 ) -> None:
-    repository.publish(str(artifacts["p1/v1"]), "p1", "v1", "0" * 64)
+    place_by_hand(tmp_path / "models", artifacts["p1/v1"], "p1", "v1", "0" * 64)
     events: list[ModelLoadEvent] = []
     store = CachingModelStore(repository, tmp_path / "cache", on_load=events.append)
 
@@ -505,7 +513,7 @@ def test_a_broken_model_is_refused_at_every_get_until_a_good_version_is_publishe
 
 
 def test_an_unreadable_pointer_is_a_failed_load_without_a_version(
-    tmp_path: Path, repository: DirectoryModelRepository
+    tmp_path: Path, repository: ModelRegistry
 ) -> None:
     pointer = tmp_path / "models" / "p1" / "current.json"
     pointer.parent.mkdir(parents=True)
@@ -521,7 +529,7 @@ def test_an_unreadable_pointer_is_a_failed_load_without_a_version(
 
 @pytest.mark.parametrize("fault", ["uncalibrated", "nan_threshold"])
 def test_a_model_that_cannot_normalize_its_scores_never_becomes_resident(
-    tmp_path: Path, repository: DirectoryModelRepository, fault: str
+    tmp_path: Path, repository: ModelRegistry, fault: str
 ) -> None:
     artifact = tmp_path / "artifact"
     model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
@@ -533,7 +541,7 @@ def test_a_model_that_cannot_normalize_its_scores_never_becomes_resident(
         data = json.loads((artifact / "manifest.json").read_text())
         data["calibration"]["threshold"] = float("nan")
         (artifact / "manifest.json").write_text(json.dumps(data))
-    repository.publish(str(artifact), "p1", "v1", manifest.weights_sha256)
+    place_by_hand(tmp_path / "models", artifact, "p1", "v1", manifest.weights_sha256)
     store = CachingModelStore(repository, tmp_path / "cache", warmup=False)
 
     expected = "rdqc calibrate" if fault == "uncalibrated" else "'threshold' must be a finite"

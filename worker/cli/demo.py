@@ -21,8 +21,9 @@ from rdcore.data.images import encode_png
 from rdcore.data.synthetic import defective_image, good_image, write_image_folder
 from rdcore.training.settings import TrainSettings
 from rdcore.training.train import train
-from worker.modelstore.directory import DirectoryModelRepository
+from worker.modelstore.directory import DirectoryModelFiles
 from worker.modelstore.publish import publish_artifact
+from worker.modelstore.registry import ModelRegistry
 from worker.service import run_worker
 from worker.settings import Settings
 
@@ -189,9 +190,9 @@ def run_demo(options: DemoOptions) -> list[DemoRow]:
         product_line=options.product_line,
         model_version="demo-v1",
     )
-    repository = DirectoryModelRepository(workdir / "models")
-    repository.setup()
-    publish_artifact(repository, artifact, options.product_line)
+    registry = ModelRegistry(DirectoryModelFiles(workdir / "models"))
+    registry.setup()
+    publish_artifact(registry, artifact, options.product_line)
     threshold = manifest.calibration.threshold if manifest.calibration else float("nan")
     print(f"[3/4] published model {manifest.model_version} (threshold {threshold:.4f})")
     truth = write_frames(workdir / "frames", options)

@@ -194,19 +194,47 @@ def score_command(
 @app.command("calibrate")
 @reports_user_errors
 def calibrate_command(
-    artifact: Annotated[Path, typer.Argument(help="Artifact folder, updated in place.")],
+    artifact: Annotated[Path, typer.Argument(help="Artifact folder; it is left as it is.")],
     good_folder: Annotated[Path, typer.Argument(help="Good images the model did not train on.")],
+    new_version: Annotated[
+        str | None,
+        typer.Option(
+            help="Version name of the recalibrated artifact; default: the old one plus "
+            "-cal and the UTC time, e.g. v3-cal20261202T101500Z."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Folder to write it to; default: beside ARTIFACT, named NEW_VERSION."),
+    ] = None,
     quantile: Quantile = 0.99,
     batch_size: BatchSize = 16,
     device: Device = "auto",
 ) -> None:
-    """Recalibrate an artifact's threshold from good images; print the new calibration."""
-    from rdcore.evaluation.recalibrate import calibrate_artifact
+    """Recalibrate an artifact's threshold from good images as a new version; print it.
 
-    manifest = calibrate_artifact(
-        artifact, good_folder, quantile=quantile, batch_size=batch_size, device=device
+    Published versions never change, so the result is a new artifact to publish.
+    """
+    from rdcore.evaluation.recalibrate import recalibrate_as_new_version
+
+    directory, manifest = recalibrate_as_new_version(
+        artifact,
+        good_folder,
+        output,
+        new_version=new_version,
+        quantile=quantile,
+        batch_size=batch_size,
+        device=device,
     )
-    _print_json(None if manifest.calibration is None else manifest.calibration.to_dict())
+    _print_json(
+        {
+            "artifact": str(directory),
+            "product_line": manifest.product_line,
+            "model_version": manifest.model_version,
+            "recalibrated_from": manifest.training["recalibrated_from"],
+            "calibration": None if manifest.calibration is None else manifest.calibration.to_dict(),
+        }
+    )
 
 
 @app.command("import-rd4ad")

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from worker.cli.common import SERVICE_FAILURE_EXIT_CODE, load_settings, reports_user_errors
+from worker.cli.models import ModelsUrl, open_registry
 from worker.errors import ModelLoadError, SinkError
 
 app = typer.Typer()
@@ -36,24 +37,31 @@ def publish_command(
         Path, typer.Argument(help="an artifact directory (manifest.json + weights)")
     ],
     product_line: Annotated[str, typer.Option(help="the product line it serves")],
-    models: Annotated[
-        str | None, typer.Option(help="model store URL (default: RDQC_MODELS)")
-    ] = None,
+    promote: Annotated[
+        bool,
+        typer.Option(
+            help="point current.json at it; --no-promote only uploads it (to shadow it first)"
+        ),
+    ] = True,
+    models: ModelsUrl = None,
 ) -> None:
-    """Upload an artifact to the model store; the pointer is written last."""
-    from worker.modelstore.publish import publish_artifact
-    from worker.wiring import model_repository
+    """Upload an artifact as a new version and, unless --no-promote, make it current.
 
-    settings = load_settings()
-    if models:
-        settings = settings.model_copy(
-            update={"models": settings.models.model_copy(update={"url": models})}
-        )
-    repository = model_repository(settings, for_publishing=True)
-    repository.setup()
-    pointer = publish_artifact(repository, model_dir, product_line)
+    Files go first, current.json last; a published version is never overwritten.
+    """
+    from worker.modelstore.publish import publish_artifact
+
+    registry = open_registry(models, for_publishing=True)
+    published = publish_artifact(registry, model_dir, product_line, promote=promote)
     typer.echo(
         json.dumps(
-            {"product_line": product_line, "version": pointer.version, "sha256": pointer.sha256}
+            {
+                "product_line": product_line,
+                "version": published.version,
+                "sha256": published.sha256,
+                "digest": published.digest,
+                "uploaded": published.uploaded,
+                "current": promote,
+            }
         )
     )

@@ -2,7 +2,8 @@
 
 A version is downloaded into a temp directory beside its final place and renamed into place
 once verified, so the cache only ever holds whole artifacts; a cached copy is verified again
-before each use, and one that fails is downloaded afresh.
+before each use, and one that fails, or is not the artifact the pointer's digest names, is
+downloaded afresh. A download whose manifest digest differs from the pointer's is refused.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 import torch
 
 from rdcore.artifacts.artifact import LoadedModel, verify_artifact
+from rdcore.artifacts.manifest import Manifest
 from rdcore.errors import ArtifactError
 from worker.ports import ModelPointer, ModelRepository
 
@@ -33,8 +35,12 @@ class DownloadCache:
         if final.is_dir():
             try:
                 manifest = verify_artifact(final)
+                _check_digest(product_line, pointer, manifest, "the cached copy")
             except ArtifactError as exc:
-                log.warning("model_cache_corrupt_redownloading", path=str(final), error=str(exc))
+                # Corrupt, or another artifact once stored under this version name (a store
+                # rebuilt, or a version rewritten in place before versions were immutable).
+                log.warning("model_cache_stale_redownloading", path=str(final), error=str(exc))
+                manifest = None
                 shutil.rmtree(final)
         if manifest is None:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +66,18 @@ class DownloadCache:
                 f"{product_line}/{pointer.version} holds the model "
                 f"{manifest.product_line}/{manifest.model_version}"
             )
+        _check_digest(product_line, pointer, manifest, "the store's copy")
         return final
+
+
+def _check_digest(product_line: str, pointer: ModelPointer, manifest: Manifest, which: str) -> None:
+    """The artifact must be the very version the pointer names; a v1 pointer names no digest."""
+    if pointer.digest is not None and manifest.digest() != pointer.digest:
+        raise ArtifactError(
+            f"the pointer of {product_line} names {pointer.version} with digest "
+            f"{pointer.digest}, but {which} has digest {manifest.digest()}: the pointer is "
+            "stale or the version was changed in place"
+        )
 
 
 def warm_up(model: LoadedModel) -> None:

@@ -1,55 +1,73 @@
-"""A model repository in a local directory, with the same layout as the object store."""
+"""The model store in a local directory, with the same layout as the object store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rdcore.errors import ArtifactError
 from rdcore.files import directories_up_to, fsync_directories, write_atomically
-from worker.modelstore.layout import (
-    ARTIFACT_FILES,
-    artifact_key,
-    decode_pointer,
-    encode_pointer,
-    pointer_key,
-)
-from worker.ports import ModelPointer
+from worker.errors import ModelLoadError, ModelPublishError
 
 
-class DirectoryModelRepository:
+class DirectoryModelFiles:
     def __init__(self, root: str | Path) -> None:
         self._root = Path(root).resolve()
 
     def setup(self) -> None:
-        self._root.mkdir(parents=True, exist_ok=True)
-
-    def pointer(self, product_line: str) -> ModelPointer | None:
-        path = self._root / pointer_key(product_line)
         try:
-            data = path.read_bytes()
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelLoadError(f"model directory {self._root}: {exc}") from exc
+
+    def where(self, key: str) -> str:
+        return str(self._root / key)
+
+    def read(self, key: str) -> bytes | None:
+        path = self._root / key
+        try:
+            return path.read_bytes()
         except FileNotFoundError:
             return None
-        return decode_pointer(data, str(path))
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read {path}: {exc}") from exc
 
-    def download(self, product_line: str, version: str, destination: str) -> None:
-        target = Path(destination)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ARTIFACT_FILES:
-            source = self._root / artifact_key(product_line, version, name)
-            if not source.is_file():
-                raise ArtifactError(f"{source} not found: {product_line}/{version} is incomplete")
-            write_atomically(target / name, source)
+    def write(self, key: str, data: bytes | Path) -> None:
+        path = self._root / key
+        try:
+            write_atomically(path, data)
+            # Durable before anything that names it is written: the rename and new directories.
+            fsync_directories(directories_up_to(path, self._root))
+        except OSError as exc:
+            raise ModelPublishError(f"cannot write {path}: {exc}") from exc
 
-    def publish(
-        self, artifact_dir: str | Path, product_line: str, version: str, sha256: str
-    ) -> None:
-        written: list[Path] = []
-        for name in ARTIFACT_FILES:
-            path = self._root / artifact_key(product_line, version, name)
-            write_atomically(path, Path(artifact_dir) / name)
-            written.append(path)
-        # The version's files must be durable before a pointer can name them.
-        fsync_directories(d for path in written for d in directories_up_to(path, self._root))
-        pointer = self._root / pointer_key(product_line)
-        write_atomically(pointer, encode_pointer(ModelPointer(version, sha256)))
-        fsync_directories([pointer.parent])
+    def delete(self, key: str) -> None:
+        path = self._root / key
+        try:
+            path.unlink(missing_ok=True)
+            fsync_directories([path.parent])
+        except FileNotFoundError:
+            return  # its folder is gone too
+        except OSError as exc:
+            raise ModelPublishError(f"cannot delete {path}: {exc}") from exc
+
+    def names(self, prefix: str) -> list[str]:
+        folder = self._root / prefix
+        try:
+            # Dot files are write_atomically's temp files, not part of the store.
+            return sorted(
+                f"{entry.name}/" if entry.is_dir() else entry.name
+                for entry in folder.iterdir()
+                if not entry.name.startswith(".")
+            )
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise ModelLoadError(f"cannot list {folder}: {exc}") from exc
+
+    def download(self, key: str, destination: Path) -> None:
+        source = self._root / key
+        if not source.is_file():
+            raise ModelLoadError(f"{source} not found")
+        try:
+            write_atomically(destination, source)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot copy {source} to {destination}: {exc}") from exc

@@ -126,6 +126,9 @@ class ModelLifecycle:
             )
             return
         for swap in swaps:
+            # By line, not by version name: a swap to another digest may keep the name (a
+            # version rewritten in place before versions were immutable).
+            self._ready.pop(swap.product_line, None)
             log.info(
                 "model swapped",
                 product_line=swap.product_line,

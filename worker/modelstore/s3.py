@@ -1,4 +1,4 @@
-"""A model repository in an S3-compatible bucket (docs/contracts.md §4)."""
+"""The model store in an S3-compatible bucket (docs/contracts.md §4)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ from minio import Minio
 from minio.error import S3Error
 
 from worker.errors import ModelLoadError, ModelPublishError
-from worker.modelstore.layout import (
-    ARTIFACT_FILES,
-    artifact_key,
-    decode_pointer,
-    encode_pointer,
-    pointer_key,
-)
-from worker.ports import ModelPointer
 from worker.s3_client import S3_ERRORS
 
 
-class S3ModelRepository:
+class S3ModelFiles:
     def __init__(self, client: Minio, bucket: str, *, create_bucket: bool = False) -> None:
         """``create_bucket`` is for publishing; a worker expects the bucket to exist."""
         self._client = client
@@ -37,48 +29,52 @@ class S3ModelRepository:
         except S3_ERRORS as exc:
             raise ModelLoadError(f"model bucket s3://{self._bucket}: {exc}") from exc
 
-    def pointer(self, product_line: str) -> ModelPointer | None:
-        key = pointer_key(product_line)
+    def where(self, key: str) -> str:
+        return f"s3://{self._bucket}/{key}"
+
+    def read(self, key: str) -> bytes | None:
         try:
             response = self._client.get_object(self._bucket, key)
             try:
-                data = response.read()
+                data: bytes = response.read()
             finally:
                 response.close()
                 response.release_conn()
         except S3Error as exc:
             if exc.code == "NoSuchKey":
                 return None
-            raise ModelLoadError(f"cannot read s3://{self._bucket}/{key}: {exc}") from exc
+            raise ModelLoadError(f"cannot read {self.where(key)}: {exc}") from exc
         except S3_ERRORS as exc:
-            raise ModelLoadError(f"cannot read s3://{self._bucket}/{key}: {exc}") from exc
-        return decode_pointer(data, f"s3://{self._bucket}/{key}")
+            raise ModelLoadError(f"cannot read {self.where(key)}: {exc}") from exc
+        return data
 
-    def download(self, product_line: str, version: str, destination: str) -> None:
-        for name in ARTIFACT_FILES:
-            key = artifact_key(product_line, version, name)
-            try:
-                # Downloads to a temp file and renames it, so a file is whole or absent.
-                self._client.fget_object(self._bucket, key, str(Path(destination) / name))
-            except S3_ERRORS as exc:
-                raise ModelLoadError(f"cannot download s3://{self._bucket}/{key}: {exc}") from exc
-
-    def publish(
-        self, artifact_dir: str | Path, product_line: str, version: str, sha256: str
-    ) -> None:
-        uploads = [
-            (artifact_key(product_line, version, name), Path(artifact_dir) / name)
-            for name in ARTIFACT_FILES
-        ]
-        key = pointer_key(product_line)
+    def write(self, key: str, data: bytes | Path) -> None:
         try:
-            for object_key, path in uploads:
-                self._client.fput_object(self._bucket, object_key, str(path))
-            data = encode_pointer(ModelPointer(version, sha256))
-            self._client.put_object(
-                self._bucket, key, io.BytesIO(data), len(data), content_type="application/json"
-            )
+            if isinstance(data, Path):
+                self._client.fput_object(self._bucket, key, str(data))
+            else:
+                self._client.put_object(
+                    self._bucket, key, io.BytesIO(data), len(data), content_type="application/json"
+                )
         except S3_ERRORS as exc:
-            raise ModelPublishError(
-                f"cannot publish {product_line}/{version} to s3://{self._bucket}: {exc}"
-            ) from exc
+            raise ModelPublishError(f"cannot write {self.where(key)}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.remove_object(self._bucket, key)
+        except S3_ERRORS as exc:
+            raise ModelPublishError(f"cannot delete {self.where(key)}: {exc}") from exc
+
+    def names(self, prefix: str) -> list[str]:
+        try:
+            listed = self._client.list_objects(self._bucket, prefix=prefix, recursive=False)
+            return sorted(obj.object_name.removeprefix(prefix) for obj in listed if obj.object_name)
+        except S3_ERRORS as exc:
+            raise ModelLoadError(f"cannot list {self.where(prefix)}: {exc}") from exc
+
+    def download(self, key: str, destination: Path) -> None:
+        try:
+            # Downloads to a temp file and renames it, so a file is whole or absent.
+            self._client.fget_object(self._bucket, key, str(destination))
+        except S3_ERRORS as exc:
+            raise ModelLoadError(f"cannot download {self.where(key)}: {exc}") from exc

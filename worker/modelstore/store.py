@@ -1,10 +1,11 @@
 """The live models of the product lines a worker sees: loaded on first use, hot-swapped.
 
 A model is fetched once into the local download cache (modelstore/cache.py), where it is checked
-against the pointer's SHA-256, then loaded, checked for a usable calibration, warmed up with one
-forward pass and kept in a bounded LRU. So a resident model is always ready to score.
-``refresh`` loads a new version completely before it swaps it in, so frames are always scored by
-a ready model, and a version that fails to load leaves the old one serving.
+against the pointer's weights SHA-256 and manifest digest, then loaded, checked for a usable
+calibration, warmed up with one forward pass and kept in a bounded LRU. So a resident model is
+always ready to score. ``refresh`` reloads a line whose pointer's digest differs from the served
+model's, and loads the new version completely before it swaps it in, so frames are always
+scored by a ready model, and a version that fails to load leaves the old one serving.
 
 ``get`` and ``refresh`` block for as long as a download takes: the pipeline calls them on the
 model lifecycle's loader threads (modelstore/lifecycle.py), which also decides when a failed
@@ -29,6 +30,7 @@ from rdcore.artifacts.manifest import check_safe_name
 from rdcore.errors import ArtifactError
 from worker.errors import ModelLoadError, UnknownProductLine
 from worker.modelstore.cache import DownloadCache, warm_up
+from worker.modelstore.layout import pointer_names
 from worker.ports import ModelPointer, ModelRepository, ModelSwap
 
 log = structlog.get_logger(__name__)
@@ -109,8 +111,7 @@ class CachingModelStore:
             if pointer is None:
                 log.warning("model_pointer_missing_keeps_serving", product_line=product_line)
                 continue
-            serving = ModelPointer(current.version, current.manifest.weights_sha256)
-            if pointer == serving:
+            if pointer_names(pointer, current.manifest):
                 continue
             swap = self._swap(product_line, current, pointer)
             if swap is not None:

@@ -1,0 +1,163 @@
+"""`rdqc publish` and `rdqc models` on a dir:// model store: list, show, promote, rollback,
+shadow, history, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from rdcore import ModelConfig, reverse_distillation
+from rdcore.artifacts.artifact import save_artifact
+from rdcore.calibration import calibrate
+from worker.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """p1 v1 and v2 (with evaluation metrics), and "v1-other", another artifact named v1."""
+    root = tmp_path_factory.mktemp("artifacts")
+    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
+    for name, version, scores, metrics in [
+        ("v1", "v1", [0.1, 0.2, 0.3], None),
+        ("v2", "v2", [0.2, 0.3, 0.4], {"image_auroc": 0.97, "test_good": 20.0}),
+        ("v1-other", "v1", [0.4, 0.5, 0.6], None),
+    ]:
+        save_artifact(
+            model,
+            root / name,
+            product_line="p1",
+            model_version=version,
+            calibration=calibrate(scores),
+            training={"epochs_completed": 1},
+            metrics=metrics,
+        )
+    return {name: root / name for name in ("v1", "v2", "v1-other")}
+
+
+@pytest.fixture
+def rdqc(tmp_path: Path) -> Any:
+    """Runs `rdqc ARGS` on this test's dir:// store, with no settings from the environment."""
+    env = {"RDQC_ENV_FILE": str(tmp_path / "absent.env"), "RDQC_MODELS": "dir:///nonexistent"}
+    store = ["--models", f"dir://{tmp_path / 'models'}"]
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, [*args, *store], env=env)
+
+    return run
+
+
+def ok_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def one_line_error(result: Result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_publish_list_show_promote_rollback_shadow_and_history(
+    rdqc: Any, artifacts: dict[str, Path]
+) -> None:
+    first = ok_json(rdqc("publish", str(artifacts["v1"]), "--product-line", "p1"))
+    assert first["uploaded"] and first["current"]
+    second = ok_json(rdqc("publish", str(artifacts["v2"]), "--product-line", "p1", "--no-promote"))
+    assert second["uploaded"] and not second["current"]
+
+    listed = ok_json(rdqc("models", "list", "--json"))
+    assert [(v["version"], v["current"], v["shadow"]) for v in listed] == [
+        ("v1", True, False),
+        ("v2", False, False),
+    ]
+    assert listed[1] | {"created_at": "-"} == {
+        "product_line": "p1",
+        "version": "v2",
+        "created_at": "-",
+        "backbone": "resnet18",
+        "image_size": 64,
+        "threshold": listed[1]["threshold"],
+        "metrics": {"image_auroc": 0.97},
+        "digest": second["digest"],
+        "current": False,
+        "shadow": False,
+    }
+    assert listed[1]["threshold"] == pytest.approx(0.398)
+
+    shown = ok_json(rdqc("models", "show", "p1", "v2", "--json"))
+    assert (shown["version"], shown["digest"], shown["current"]) == ("v2", second["digest"], False)
+    assert shown["calibration"]["threshold"] == listed[1]["threshold"]
+    assert shown["training"] == {"epochs_completed": 1}
+
+    promoted = ok_json(rdqc("models", "promote", "p1", "v2"))
+    assert (promoted["changed"], promoted["action"], promoted["previous"]["version"]) == (
+        True,
+        "promote",
+        "v1",
+    )
+    assert not ok_json(rdqc("models", "promote", "p1", "v2"))["changed"]
+    assert ok_json(rdqc("models", "rollback", "p1"))["version"] == "v1"
+
+    ok_json(rdqc("models", "shadow", "p1", "v2"))
+    table = rdqc("models", "list", "--product-line", "p1")
+    assert table.exit_code == 0, table.output
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == [
+        "LINE",
+        "VERSION",
+        "CREATED",
+        "BACKBONE",
+        "SIZE",
+        "THRESHOLD",
+        "METRICS",
+        "DIGEST",
+        "STATUS",
+    ]
+    assert [(row.split()[1], row.split()[-1]) for row in rows] == [
+        ("v1", "current"),
+        ("v2", "shadow"),
+    ]
+    assert second["digest"][:12] in rows[1]
+    assert "image_auroc=0.970" in rows[1]
+    assert ok_json(rdqc("models", "shadow", "p1", "--stop"))["action"] == "unshadow"
+
+    history = ok_json(rdqc("models", "history", "p1", "--json"))
+    assert [(e["action"], e["version"]) for e in history] == [
+        ("publish", "v1"),
+        ("promote", "v2"),
+        ("rollback", "v1"),
+        ("shadow", "v2"),
+        ("unshadow", "v2"),
+    ]
+    text = rdqc("models", "history", "p1")
+    assert text.exit_code == 0, text.output
+    assert [line.split()[1] for line in text.stdout.splitlines()[1:]] == [
+        "publish",
+        "promote",
+        "rollback",
+        "shadow",
+        "unshadow",
+    ]
+
+
+def test_registry_errors_are_one_line_with_exit_code_2(
+    rdqc: Any, artifacts: dict[str, Path]
+) -> None:
+    assert "rdqc models promote p1 VERSION" in one_line_error(rdqc("models", "rollback", "p1"))
+    ok_json(rdqc("publish", str(artifacts["v1"]), "--product-line", "p1"))
+
+    refused = one_line_error(rdqc("publish", str(artifacts["v1-other"]), "--product-line", "p1"))
+    assert "p1/v1 is already published" in refused
+    assert "publish it under a new version" in refused
+    assert "p1/v9 is not published" in one_line_error(rdqc("models", "promote", "p1", "v9"))
+    assert "no shadowed version" in one_line_error(rdqc("models", "shadow", "p1", "--stop"))
+    assert "v1 is the current version" in one_line_error(rdqc("models", "shadow", "p1", "v1"))
+    assert "not published" in one_line_error(rdqc("models", "show", "p1", "v9"))
