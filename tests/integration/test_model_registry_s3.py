@@ -6,11 +6,10 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from minio import Minio
-from worker_harness import s3_registry
+from worker_harness import read_json, s3_registry
 
 from rdcore import ModelConfig, reverse_distillation
 from rdcore.artifacts.artifact import save_artifact
@@ -44,15 +43,6 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             training={},
         )
     return {name: root / name for name in ("v1", "v2", "v3", "v1-other")}
-
-
-def read_json(minio: Minio, bucket: str, key: str) -> Any:
-    response = minio.get_object(bucket, key)
-    try:
-        return json.loads(response.read())
-    finally:
-        response.close()
-        response.release_conn()
 
 
 def test_a_published_version_is_never_overwritten(

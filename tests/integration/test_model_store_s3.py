@@ -8,10 +8,10 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from minio import Minio
+from worker_harness import read_json
 
 from rdcore import ModelConfig, reverse_distillation
 from rdcore.artifacts.artifact import LoadedModel, save_artifact
@@ -27,15 +27,6 @@ from worker.observability.prometheus import Metrics
 from worker.ports import ModelSwap
 
 pytestmark = pytest.mark.integration
-
-
-def read_json(minio: Minio, bucket: str, key: str) -> Any:
-    response = minio.get_object(bucket, key)
-    try:
-        return json.loads(response.read())
-    finally:
-        response.close()
-        response.release_conn()
 
 
 @pytest.fixture(scope="module")

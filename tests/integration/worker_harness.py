@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -62,6 +63,15 @@ def make_artifact(directory: Path, product_line: str, version: str, seed: int) -
         training={"source": "integration-test"},
     )
     return directory
+
+
+def read_json(minio: Minio, bucket: str, key: str) -> Any:
+    response = minio.get_object(bucket, key)
+    try:
+        return json.loads(response.read())
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def s3_registry(minio: Minio, bucket: str) -> ModelRegistry:

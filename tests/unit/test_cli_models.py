@@ -10,34 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifacts.artifact import save_artifact
-from rdcore.calibration import calibrate
 from worker.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """p1 v1 and v2 (with evaluation metrics), and "v1-other", another artifact named v1."""
-    root = tmp_path_factory.mktemp("artifacts")
-    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
-    for name, version, scores, metrics in [
-        ("v1", "v1", [0.1, 0.2, 0.3], None),
-        ("v2", "v2", [0.2, 0.3, 0.4], {"image_auroc": 0.97, "test_good": 20.0}),
-        ("v1-other", "v1", [0.4, 0.5, 0.6], None),
-    ]:
-        save_artifact(
-            model,
-            root / name,
-            product_line="p1",
-            model_version=version,
-            calibration=calibrate(scores),
-            training={"epochs_completed": 1},
-            metrics=metrics,
-        )
-    return {name: root / name for name in ("v1", "v2", "v1-other")}
 
 
 @pytest.fixture
@@ -66,11 +41,13 @@ def one_line_error(result: Result) -> str:
 
 
 def test_publish_list_show_promote_rollback_shadow_and_history(
-    rdqc: Any, artifacts: dict[str, Path]
+    rdqc: Any, p1_artifacts: dict[str, Path]
 ) -> None:
-    first = ok_json(rdqc("publish", str(artifacts["v1"]), "--product-line", "p1"))
+    first = ok_json(rdqc("publish", str(p1_artifacts["v1"]), "--product-line", "p1"))
     assert first["uploaded"] and first["current"]
-    second = ok_json(rdqc("publish", str(artifacts["v2"]), "--product-line", "p1", "--no-promote"))
+    second = ok_json(
+        rdqc("publish", str(p1_artifacts["v2"]), "--product-line", "p1", "--no-promote")
+    )
     assert second["uploaded"] and not second["current"]
 
     listed = ok_json(rdqc("models", "list", "--json"))
@@ -149,12 +126,12 @@ def test_publish_list_show_promote_rollback_shadow_and_history(
 
 
 def test_registry_errors_are_one_line_with_exit_code_2(
-    rdqc: Any, artifacts: dict[str, Path]
+    rdqc: Any, p1_artifacts: dict[str, Path]
 ) -> None:
     assert "rdqc models promote p1 VERSION" in one_line_error(rdqc("models", "rollback", "p1"))
-    ok_json(rdqc("publish", str(artifacts["v1"]), "--product-line", "p1"))
+    ok_json(rdqc("publish", str(p1_artifacts["v1"]), "--product-line", "p1"))
 
-    refused = one_line_error(rdqc("publish", str(artifacts["v1-other"]), "--product-line", "p1"))
+    refused = one_line_error(rdqc("publish", str(p1_artifacts["v1-other"]), "--product-line", "p1"))
     assert "p1/v1 is already published" in refused
     assert "publish it under a new version" in refused
     assert "p1/v9 is not published" in one_line_error(rdqc("models", "promote", "p1", "v9"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rdcore import ModelConfig, reverse_distillation
+from rdcore import ReverseDistillation
 from rdcore.artifacts.artifact import save_artifact
 from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
@@ -23,30 +23,6 @@ from worker.ports import ModelPointer
 pytestmark = pytest.mark.unit
 
 HISTORY_NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}\.json")
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """p1 versions v1, v2, v3, and "v1-other": another artifact that also calls itself v1."""
-    root = tmp_path_factory.mktemp("artifacts")
-    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
-    made = {}
-    for name, version, scores in [
-        ("v1", "v1", [0.1, 0.2, 0.3]),
-        ("v2", "v2", [0.1, 0.2, 0.3]),
-        ("v3", "v3", [0.1, 0.2, 0.3]),
-        ("v1-other", "v1", [0.4, 0.5, 0.6]),
-    ]:
-        save_artifact(
-            model,
-            root / name,
-            product_line="p1",
-            model_version=version,
-            calibration=calibrate(scores),
-            training={},
-        )
-        made[name] = root / name
-    return made
 
 
 @pytest.fixture
@@ -73,15 +49,15 @@ def actions(registry: ModelRegistry) -> list[tuple[str, str, str | None]]:
 
 
 def test_publish_uploads_then_points_current_json_at_the_version_by_digest(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    published = publish_artifact(registry, artifacts["v1"], "p1")
+    published = publish_artifact(registry, p1_artifacts["v1"], "p1")
 
     assert published.uploaded
     assert json.loads((models / "p1" / "current.json").read_text()) == {
         "version": "v1",
         "sha256": published.sha256,
-        "digest": digest(artifacts["v1"]),
+        "digest": digest(p1_artifacts["v1"]),
     }
     assert registry.pointer("p1") == ModelPointer("v1", published.sha256, published.digest)
     assert sorted(p.name for p in (models / "p1" / "v1").iterdir()) == [
@@ -103,13 +79,13 @@ def test_publish_uploads_then_points_current_json_at_the_version_by_digest(
 
 
 def test_publishing_the_same_version_again_is_a_no_op(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
     weights = models / "p1" / "v1" / "model.safetensors"
     written = weights.stat().st_mtime_ns
 
-    again = publish_artifact(registry, artifacts["v1"], "p1")
+    again = publish_artifact(registry, p1_artifacts["v1"], "p1")
 
     assert not again.uploaded
     assert again.promoted is None  # current.json already names it: no change, no entry
@@ -118,31 +94,31 @@ def test_publishing_the_same_version_again_is_a_no_op(
 
 
 def test_another_artifact_under_a_published_version_is_refused_and_changes_nothing(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
     manifest = (models / "p1" / "v1" / "manifest.json").read_bytes()
 
     with pytest.raises(ModelPublishError) as refused:
-        publish_artifact(registry, artifacts["v1-other"], "p1")
+        publish_artifact(registry, p1_artifacts["v1-other"], "p1")
 
     message = str(refused.value)
     assert "p1/v1" in message
-    assert digest(artifacts["v1"]) in message
-    assert digest(artifacts["v1-other"]) in message
+    assert digest(p1_artifacts["v1"]) in message
+    assert digest(p1_artifacts["v1-other"]) in message
     assert "publish it under a new version" in message
     assert "\n" not in message
     assert (models / "p1" / "v1" / "manifest.json").read_bytes() == manifest
     assert registry.pointer("p1") == ModelPointer(
-        "v1", Manifest.read(artifacts["v1"]).weights_sha256, digest(artifacts["v1"])
+        "v1", Manifest.read(p1_artifacts["v1"]).weights_sha256, digest(p1_artifacts["v1"])
     )
 
 
 def test_no_promote_uploads_only_and_promote_then_moves_the_pointer(
-    registry: ModelRegistry, artifacts: dict[str, Path]
+    registry: ModelRegistry, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
-    published = publish_artifact(registry, artifacts["v2"], "p1", promote=False)
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
+    published = publish_artifact(registry, p1_artifacts["v2"], "p1", promote=False)
 
     assert published.uploaded and published.promoted is None
     assert registry.pointer("p1").version == "v1"  # type: ignore[union-attr]
@@ -151,17 +127,19 @@ def test_no_promote_uploads_only_and_promote_then_moves_the_pointer(
     entry = registry.promote("p1", "v2")
 
     assert entry is not None and entry.action == "promote"
-    assert registry.pointer("p1") == ModelPointer("v2", published.sha256, digest(artifacts["v2"]))
+    assert registry.pointer("p1") == ModelPointer(
+        "v2", published.sha256, digest(p1_artifacts["v2"])
+    )
     assert actions(registry) == [("publish", "v1", None), ("promote", "v2", "v1")]
     assert registry.promote("p1", "v2") is None  # already current: nothing recorded
 
 
 def test_rollback_undoes_one_change_at_a_time_until_the_first(
-    registry: ModelRegistry, artifacts: dict[str, Path]
+    registry: ModelRegistry, p1_artifacts: dict[str, Path]
 ) -> None:
     for name in ("v1", "v2"):
-        publish_artifact(registry, artifacts[name], "p1")
-    publish_artifact(registry, artifacts["v3"], "p1", promote=False)
+        publish_artifact(registry, p1_artifacts[name], "p1")
+    publish_artifact(registry, p1_artifacts["v3"], "p1", promote=False)
     registry.promote("p1", "v3")
 
     versions = [registry.rollback("p1").version for _ in range(2)]
@@ -189,10 +167,10 @@ def test_rollback_without_history_and_promote_of_an_unknown_version_say_what_to_
 
 
 def test_shadow_writes_shadow_json_and_stop_removes_it(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
-    candidate = publish_artifact(registry, artifacts["v2"], "p1", promote=False)
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
+    candidate = publish_artifact(registry, p1_artifacts["v2"], "p1", promote=False)
     assert registry.shadow("p1") is None
 
     registry.start_shadow("p1", "v2")
@@ -223,10 +201,10 @@ def test_shadow_writes_shadow_json_and_stop_removes_it(
 
 
 def test_promoting_ends_the_shadow_first(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
-    publish_artifact(registry, artifacts["v2"], "p1", promote=False)
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
+    publish_artifact(registry, p1_artifacts["v2"], "p1", promote=False)
     registry.start_shadow("p1", "v2")
 
     registry.promote("p1", "v2")
@@ -236,9 +214,9 @@ def test_promoting_ends_the_shadow_first(
 
 
 def test_a_v1_pointer_is_read_without_a_digest_and_promoting_writes_one(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    published = publish_artifact(registry, artifacts["v1"], "p1", promote=False)
+    published = publish_artifact(registry, p1_artifacts["v1"], "p1", promote=False)
     v1_pointer = {"version": "v1", "sha256": published.sha256}
     (models / "p1" / "current.json").write_text(json.dumps(v1_pointer))
 
@@ -253,12 +231,11 @@ def test_a_v1_pointer_is_read_without_a_digest_and_promoting_writes_one(
 
 @pytest.mark.parametrize("version", ["history", "current.json", "shadow.json"])
 def test_versions_may_not_take_the_names_beside_them(
-    registry: ModelRegistry, tmp_path: Path, version: str
+    registry: ModelRegistry, tmp_path: Path, module: ReverseDistillation, version: str
 ) -> None:
-    model = reverse_distillation(ModelConfig(backbone="resnet18", image_size=64), "random")
     artifact = tmp_path / "artifact"
     save_artifact(
-        model,
+        module,
         artifact,
         product_line="p1",
         model_version=version,
@@ -270,9 +247,9 @@ def test_versions_may_not_take_the_names_beside_them(
 
 
 def test_product_lines_and_versions_list_only_published_versions(
-    registry: ModelRegistry, models: Path, artifacts: dict[str, Path]
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
-    publish_artifact(registry, artifacts["v1"], "p1")
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
     # An upload cut off after its weights: not a published version.
     (models / "p1" / "v9").mkdir()
     (models / "p1" / "v9" / "model.safetensors").write_bytes(b"partial")

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from pipeline_harness import loaded_model
 
-from rdcore import ModelConfig, reverse_distillation
-from rdcore.artifacts.artifact import LoadedModel, save_artifact
-from rdcore.calibration import calibrate
+from rdcore import ReverseDistillation
+from rdcore.artifacts.artifact import LoadedModel
 from rdcore.data.synthetic import write_image_folder
 from rdcore.evaluation.recalibrate import recalibrate_as_new_version
 from worker.modelstore.directory import DirectoryModelFiles
@@ -27,29 +26,6 @@ from worker.ports import ModelSwap
 
 pytestmark = pytest.mark.unit
 
-CONFIG = ModelConfig(backbone="resnet18", image_size=64)
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """p1 v1 and v2, and "v1-other": another artifact that also calls itself v1."""
-    root = tmp_path_factory.mktemp("artifacts")
-    model = reverse_distillation(CONFIG, "random")
-    for name, version, scores in [
-        ("v1", "v1", [0.1, 0.2, 0.3]),
-        ("v2", "v2", [0.1, 0.2, 0.3]),
-        ("v1-other", "v1", [0.4, 0.5, 0.6]),
-    ]:
-        save_artifact(
-            model,
-            root / name,
-            product_line="p1",
-            model_version=version,
-            calibration=calibrate(scores),
-            training={},
-        )
-    return {name: root / name for name in ("v1", "v2", "v1-other")}
-
 
 def registry_at(root: Path) -> ModelRegistry:
     registry = ModelRegistry(DirectoryModelFiles(root))
@@ -58,16 +34,16 @@ def registry_at(root: Path) -> ModelRegistry:
 
 
 def test_a_recalibration_published_as_a_new_version_is_swapped_in_at_the_next_refresh(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, p1_artifacts: dict[str, Path]
 ) -> None:
     registry = registry_at(tmp_path / "models")
-    publish_artifact(registry, artifacts["v1"], "p1")
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
     store = CachingModelStore(registry, tmp_path / "cache", warmup=False)
     old = store.get("p1")
     good = tmp_path / "good"
     write_image_folder(good, 4, seed=1, size=64)
     recalibrated, manifest = recalibrate_as_new_version(
-        artifacts["v1"], good, tmp_path / "v1-cal", new_version="v1-cal", device="cpu"
+        p1_artifacts["v1"], good, tmp_path / "v1-cal", new_version="v1-cal", device="cpu"
     )
     publish_artifact(registry, recalibrated, "p1")
 
@@ -80,12 +56,12 @@ def test_a_recalibration_published_as_a_new_version_is_swapped_in_at_the_next_re
 
 
 def test_a_version_without_the_pointers_digest_is_refused_and_the_old_one_keeps_serving(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, p1_artifacts: dict[str, Path]
 ) -> None:
     models = tmp_path / "models"
     registry = registry_at(models)
-    publish_artifact(registry, artifacts["v1"], "p1")
-    v2 = publish_artifact(registry, artifacts["v2"], "p1", promote=False)
+    publish_artifact(registry, p1_artifacts["v1"], "p1")
+    v2 = publish_artifact(registry, p1_artifacts["v2"], "p1", promote=False)
     events: list[ModelLoadEvent] = []
     store = CachingModelStore(registry, tmp_path / "cache", warmup=False, on_load=events.append)
     serving = store.get("p1")
@@ -101,15 +77,15 @@ def test_a_version_without_the_pointers_digest_is_refused_and_the_old_one_keeps_
 
 
 def test_a_cached_copy_of_another_artifact_under_the_same_name_is_downloaded_afresh(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, p1_artifacts: dict[str, Path]
 ) -> None:
     cache = tmp_path / "cache"
     first = registry_at(tmp_path / "first")
-    publish_artifact(first, artifacts["v1"], "p1")
+    publish_artifact(first, p1_artifacts["v1"], "p1")
     CachingModelStore(first, cache, warmup=False).get("p1")
     # The store was rebuilt, and its v1 is another artifact.
     rebuilt = registry_at(tmp_path / "rebuilt")
-    published = publish_artifact(rebuilt, artifacts["v1-other"], "p1")
+    published = publish_artifact(rebuilt, p1_artifacts["v1-other"], "p1")
 
     model = CachingModelStore(rebuilt, cache, warmup=False).get("p1")
 
@@ -117,11 +93,11 @@ def test_a_cached_copy_of_another_artifact_under_the_same_name_is_downloaded_afr
 
 
 def test_a_v1_pointer_is_served_and_upgrading_it_to_v2_reloads_nothing(
-    tmp_path: Path, artifacts: dict[str, Path]
+    tmp_path: Path, p1_artifacts: dict[str, Path]
 ) -> None:
     models = tmp_path / "models"
     registry = registry_at(models)
-    published = publish_artifact(registry, artifacts["v1"], "p1", promote=False)
+    published = publish_artifact(registry, p1_artifacts["v1"], "p1", promote=False)
     v1_pointer = {"version": "v1", "sha256": published.sha256}
     (models / "p1" / "current.json").write_text(json.dumps(v1_pointer))
     store = CachingModelStore(registry, tmp_path / "cache", warmup=False)
@@ -132,8 +108,9 @@ def test_a_v1_pointer_is_served_and_upgrading_it_to_v2_reloads_nothing(
     assert store.refresh() == []
 
 
-def test_the_lifecycle_hands_out_a_swapped_model_even_under_the_same_version_name() -> None:
-    module = reverse_distillation(CONFIG, "random").eval()
+def test_the_lifecycle_hands_out_a_swapped_model_even_under_the_same_version_name(
+    module: ReverseDistillation,
+) -> None:
     store = MemoryModelStore({"caps": loaded_model(module, "caps", "v1", 0.3)})
     health = Health()
     health.set_assigned(True)
