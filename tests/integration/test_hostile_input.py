@@ -39,8 +39,7 @@ from worker_harness import (
     worker_settings,
 )
 
-from worker.modelstore.layout import encode_pointer, pointer_key
-from worker.ports import ModelPointer
+from worker.modelstore.layout import pointer_key
 
 pytestmark = pytest.mark.slow
 
@@ -132,8 +131,9 @@ def _publish_nan_threshold(minio: Minio, bucket: str, artifact: Path, line: str)
         minio.put_object(
             bucket, f"{line}/{manifest['model_version']}/{name}", io.BytesIO(data), len(data)
         )
+    # A v1 pointer (no digest): such a manifest has none, since it cannot even be parsed.
     sha256 = manifest["weights"]["sha256"]
-    pointer = encode_pointer(ModelPointer(manifest["model_version"], sha256))
+    pointer = json.dumps({"version": manifest["model_version"], "sha256": sha256}).encode()
     minio.put_object(bucket, pointer_key(line), io.BytesIO(pointer), len(pointer))
 
 

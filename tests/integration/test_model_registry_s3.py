@@ -89,7 +89,7 @@ def test_promote_rollback_and_history(
 
     assert rolled_back == ["v2", "v1"]
     assert registry.product_lines() == ["p1"]
-    assert [m.model_version for m in registry.versions("p1")] == ["v1", "v2", "v3"]
+    assert registry.version_names("p1") == ["v1", "v2", "v3"]
     history = registry.history("p1")
     assert [(e.action, e.version) for e in history] == [
         ("publish", "v1"),

@@ -66,6 +66,7 @@ def test_publish_list_show_promote_rollback_shadow_and_history(
         "digest": second["digest"],
         "current": False,
         "shadow": False,
+        "problem": None,
     }
     assert listed[1]["threshold"] == pytest.approx(0.398)
 
@@ -138,3 +139,19 @@ def test_registry_errors_are_one_line_with_exit_code_2(
     assert "no shadowed version" in one_line_error(rdqc("models", "shadow", "p1", "--stop"))
     assert "v1 is the current version" in one_line_error(rdqc("models", "shadow", "p1", "v1"))
     assert "not published" in one_line_error(rdqc("models", "show", "p1", "v9"))
+
+
+def test_list_marks_a_broken_version_and_says_why_on_stderr(
+    rdqc: Any, tmp_path: Path, p1_artifacts: dict[str, Path]
+) -> None:
+    ok_json(rdqc("publish", str(p1_artifacts["v1"]), "--product-line", "p1"))
+    (tmp_path / "models" / "p1" / "v8").mkdir()
+    (tmp_path / "models" / "p1" / "v8" / "manifest.json").write_text("{broken")
+
+    result = rdqc("models", "list")
+
+    assert result.exit_code == 0, result.output
+    rows = [row.split() for row in result.stdout.splitlines()[1:]]
+    assert [(row[1], row[-1]) for row in rows] == [("v1", "current"), ("v8", "broken")]
+    [why] = result.stderr.strip().splitlines()
+    assert why.startswith("p1/v8 is broken:") and "manifest.json" in why

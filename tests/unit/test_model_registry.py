@@ -15,6 +15,7 @@ from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
 from rdcore.errors import ArtifactError
 from worker.errors import ModelPublishError
+from worker.modelstore.catalog import list_versions
 from worker.modelstore.directory import DirectoryModelFiles
 from worker.modelstore.publish import publish_artifact
 from worker.modelstore.registry import ModelRegistry, RegistryError
@@ -122,7 +123,7 @@ def test_no_promote_uploads_only_and_promote_then_moves_the_pointer(
 
     assert published.uploaded and published.promoted is None
     assert registry.pointer("p1").version == "v1"  # type: ignore[union-attr]
-    assert [m.model_version for m in registry.versions("p1")] == ["v1", "v2"]
+    assert registry.version_names("p1") == ["v1", "v2"]
 
     entry = registry.promote("p1", "v2")
 
@@ -246,14 +247,40 @@ def test_versions_may_not_take_the_names_beside_them(
         publish_artifact(registry, artifact, "p1")
 
 
-def test_product_lines_and_versions_list_only_published_versions(
+def test_listing_leaves_out_cut_off_uploads_and_names_broken_versions(
     registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
 ) -> None:
     publish_artifact(registry, p1_artifacts["v1"], "p1")
     # An upload cut off after its weights: not a published version.
     (models / "p1" / "v9").mkdir()
     (models / "p1" / "v9" / "model.safetensors").write_bytes(b"partial")
+    # A manifest some other tool wrote badly.
+    (models / "p1" / "v8").mkdir()
+    (models / "p1" / "v8" / "manifest.json").write_text("{broken")
+
+    listed = list_versions(registry, "p1")
 
     assert registry.product_lines() == ["p1"]
-    assert [m.model_version for m in registry.versions("p1")] == ["v1"]
-    assert registry.versions("nothing") == []
+    assert [(s.version, s.current, s.digest is not None) for s in listed] == [
+        ("v1", True, True),
+        ("v8", False, False),
+    ]
+    assert listed[0].problem is None
+    assert "v8/manifest.json" in (listed[1].problem or "")
+    assert list_versions(registry, "nothing") == []
+
+
+def test_a_broken_current_version_from_before_v2_can_be_replaced(
+    registry: ModelRegistry, models: Path, p1_artifacts: dict[str, Path]
+) -> None:
+    broken = json.loads((p1_artifacts["v1"] / "manifest.json").read_text())
+    broken["calibration"]["threshold"] = float("nan")
+    (models / "p1" / "v1").mkdir(parents=True)
+    (models / "p1" / "v1" / "manifest.json").write_text(json.dumps(broken))
+    v1_pointer = {"version": "v1", "sha256": broken["weights"]["sha256"]}
+    (models / "p1" / "current.json").write_text(json.dumps(v1_pointer))
+
+    published = publish_artifact(registry, p1_artifacts["v2"], "p1")
+
+    assert published.promoted is not None and published.promoted.previous is None
+    assert registry.pointer("p1").version == "v2"  # type: ignore[union-attr]

@@ -69,18 +69,21 @@ def list_command(
         [
             s.product_line,
             s.version,
-            s.created_at,
-            s.backbone,
-            str(s.image_size),
+            s.created_at or "-",
+            s.backbone or "-",
+            "-" if s.image_size is None else str(s.image_size),
             "-" if s.threshold is None else f"{s.threshold:.6g}",
             " ".join(f"{name}={value:.3f}" for name, value in s.metrics.items()) or "-",
-            s.digest[:SHORT_DIGEST],
-            ",".join(n for n, on in (("current", s.current), ("shadow", s.shadow)) if on) or "-",
+            "-" if s.digest is None else s.digest[:SHORT_DIGEST],
+            _status(s.current, s.shadow, s.problem),
         ]
         for s in summaries
     ]
     headers = ["LINE", "VERSION", "CREATED", "BACKBONE", "SIZE", "THRESHOLD", "METRICS"]
     _print_table([*headers, "DIGEST", "STATUS"], rows)
+    for s in summaries:
+        if s.problem is not None:
+            typer.echo(f"{s.product_line}/{s.version} is broken: {s.problem}", err=True)
 
 
 @app.command("show")
@@ -156,6 +159,11 @@ def history_command(product_line: Line, as_json: AsJson = False, models: ModelsU
         for e in entries
     ]
     _print_table(["AT", "ACTION", "VERSION", "DIGEST", "PREVIOUS", "BY"], rows)
+
+
+def _status(current: bool, shadow: bool, problem: str | None) -> str:
+    flags = [("current", current), ("shadow", shadow), ("broken", problem is not None)]
+    return ",".join(name for name, on in flags if on) or "-"
 
 
 def _print_change(product_line: str, entry: HistoryEntry | None, unchanged: str) -> None:

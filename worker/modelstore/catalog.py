@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rdcore.artifacts.manifest import Manifest
+from rdcore.errors import ArtifactError
 from worker.modelstore.layout import Shadowed, pointer_names
-from worker.modelstore.registry import ModelRegistry
+from worker.modelstore.registry import ModelRegistry, RegistryError
 from worker.ports import ModelPointer
 
 # Evaluation metrics worth a column, in this order, when a manifest records them.
@@ -16,29 +17,40 @@ KEY_METRICS = ("image_auroc", "pixel_auroc", "aupro_0.3", "pro_official")
 
 @dataclass(frozen=True)
 class VersionSummary:
+    """One version in ``rdqc models list``; a version whose manifest cannot be read has only
+    its name, its status and the ``problem``."""
+
     product_line: str
     version: str
-    created_at: str
-    backbone: str
-    image_size: int
-    threshold: float | None
-    metrics: dict[str, float]  # the key metrics the manifest records
-    digest: str
     current: bool
     shadow: bool
+    created_at: str | None = None
+    backbone: str | None = None
+    image_size: int | None = None
+    threshold: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # the key metrics recorded
+    digest: str | None = None
+    problem: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def list_versions(registry: ModelRegistry, product_line: str) -> list[VersionSummary]:
-    """The published versions of a line, oldest first."""
+    """The published versions of a line, oldest first; broken ones last."""
     current = registry.pointer(product_line)
     shadowed = registry.shadowed(product_line)
-    summaries = [
-        _summary(manifest, current, shadowed) for manifest in registry.versions(product_line)
-    ]
-    return sorted(summaries, key=lambda s: (s.created_at, s.version))
+    summaries = []
+    for version in registry.version_names(product_line):
+        try:
+            manifest = registry.manifest(product_line, version)
+        except RegistryError:
+            continue  # no manifest: an upload cut off or under way, not a published version
+        except ArtifactError as exc:
+            summaries.append(_broken(product_line, version, current, shadowed, str(exc)))
+            continue
+        summaries.append(_summary(manifest, current, shadowed))
+    return sorted(summaries, key=lambda s: (s.created_at is None, s.created_at or "", s.version))
 
 
 def describe_version(registry: ModelRegistry, product_line: str, version: str) -> dict[str, Any]:
@@ -80,12 +92,29 @@ def _summary(
     return VersionSummary(
         product_line=manifest.product_line,
         version=manifest.model_version,
+        current=pointer_names(current, manifest),
+        shadow=shadowed is not None and pointer_names(shadowed.pointer, manifest),
         created_at=manifest.created_at,
         backbone=manifest.model.backbone,
         image_size=manifest.model.image_size,
         threshold=None if manifest.calibration is None else manifest.calibration.threshold,
         metrics={name: metrics[name] for name in KEY_METRICS if name in metrics},
         digest=manifest.digest(),
-        current=pointer_names(current, manifest),
-        shadow=shadowed is not None and pointer_names(shadowed.pointer, manifest),
+    )
+
+
+def _broken(
+    product_line: str,
+    version: str,
+    current: ModelPointer | None,
+    shadowed: Shadowed | None,
+    problem: str,
+) -> VersionSummary:
+    # Without a manifest there is no digest: a pointer naming the version by name is enough.
+    return VersionSummary(
+        product_line=product_line,
+        version=version,
+        current=current is not None and current.version == version,
+        shadow=shadowed is not None and shadowed.version == version,
+        problem=problem,
     )

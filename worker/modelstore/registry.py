@@ -93,15 +93,11 @@ class ModelRegistry:
     def product_lines(self) -> list[str]:
         return [name.removesuffix("/") for name in self._files.names("") if name.endswith("/")]
 
-    def versions(self, product_line: str) -> list[Manifest]:
-        """The published versions' manifests, by version name; incomplete uploads are left out."""
-        manifests = []
-        for name in self._files.names(line_prefix(product_line)):
-            if name.endswith("/") and name != f"{HISTORY_DIR}/":
-                manifest = self._find_manifest(product_line, name.removesuffix("/"))
-                if manifest is not None:
-                    manifests.append(manifest)
-        return manifests
+    def version_names(self, product_line: str) -> list[str]:
+        """The line's version folders, by name; one without a manifest is no published version
+        (``manifest`` says so), but an upload cut off or still under way."""
+        names = self._files.names(line_prefix(product_line))
+        return [n.removesuffix("/") for n in names if n.endswith("/") and n != f"{HISTORY_DIR}/"]
 
     def manifest(self, product_line: str, version: str) -> Manifest:
         manifest = self._find_manifest(product_line, version)
@@ -219,8 +215,12 @@ class ModelRegistry:
     def _previous(self, product_line: str, pointer: ModelPointer) -> VersionRef | None:
         if pointer.digest is not None:
             return VersionRef(pointer.version, pointer.digest)
-        # A v1 pointer names no digest: the version's manifest has it, unless it is gone.
-        manifest = self._find_manifest(product_line, pointer.version)
+        # A v1 pointer names no digest: the version's manifest has it, unless it is gone or
+        # broken, and then there is nothing to roll back to; replacing it must still work.
+        try:
+            manifest = self._find_manifest(product_line, pointer.version)
+        except ArtifactError:
+            return None
         return None if manifest is None else VersionRef(pointer.version, manifest.digest())
 
     def _ref(self, product_line: str, version: str) -> tuple[VersionRef, str]:
