@@ -12,7 +12,7 @@ import json
 import secrets
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -44,17 +44,7 @@ class HistoryEntry:
     by: str  # user@host
 
     def to_dict(self) -> dict[str, Any]:
-        previous = self.previous
-        return {
-            "at": self.at,
-            "action": self.action,
-            "version": self.version,
-            "digest": self.digest,
-            "previous": None
-            if previous is None
-            else {"version": previous.version, "digest": previous.digest},
-            "by": self.by,
-        }
+        return asdict(self)  # the contract's field names and order, ``previous`` nested
 
 
 def new_entry(

@@ -52,7 +52,7 @@ class S3ModelFiles:
         try:
             if isinstance(data, Path):
                 self._client.fput_object(self._bucket, key, str(data))
-            else:
+            else:  # bytes are the store's own JSON files: pointers and history entries
                 self._client.put_object(
                     self._bucket, key, io.BytesIO(data), len(data), content_type="application/json"
                 )
