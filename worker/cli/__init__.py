@@ -1,4 +1,4 @@
-"""The ``rdqc`` command: the model, service and tool commands, merged at the top level.
+"""The ``rdqc`` command: the model, service, tool and workers commands, merged at the top level.
 
 Each module imports torch, OpenCV and the service's clients inside its commands, so
 ``rdqc --help`` loads none of them (tests/unit/test_import_guard.py keeps it so).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import model, service, tools
+from worker.cli import model, service, tools, workers
 
 app = typer.Typer(
     name="rdqc",
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(model.app)
 app.add_typer(service.app)
 app.add_typer(tools.app)
+app.add_typer(workers.app)
 
 
 def main() -> None:
