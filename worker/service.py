@@ -3,8 +3,9 @@
 The pipeline itself is composed from the settings in worker/wiring.py.
 
 Shutdown order on SIGTERM or SIGINT: the pipeline stops polling, finishes decodes and in-flight
-batches, flushes every sink, commits, then closes; the metrics and probe servers go last, so a
-scrape during the drain still answers.
+batches, flushes every sink, commits, then closes; the heartbeat record is removed next (it
+stays while the worker drains); the metrics and probe servers go last, so a scrape during the
+drain still answers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from types import FrameType
 
 import structlog
 
+from worker.heartbeat.stores import heartbeat_store
+from worker.heartbeat.writer import HeartbeatWriter
 from worker.observability.health import Health
 from worker.observability.logs import configure_logging
 from worker.observability.prometheus import Metrics
+from worker.pipeline import Pipeline
 from worker.settings import Settings
 from worker.wiring import build_pipeline
 
@@ -47,9 +51,26 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
         log.info("metrics listening", port=metrics.serve(settings.metrics_port))
     if settings.health_port:
         log.info("probes listening", port=health.serve(settings.health_port))
+    heartbeat = heartbeat_writer(settings, pipeline, metrics)
+    heartbeat.start()
     try:
         pipeline.run(stop)
     finally:
+        heartbeat.stop()
         health.close()
         metrics.close()
         log.info("worker stopped")
+
+
+def heartbeat_writer(settings: Settings, pipeline: Pipeline, metrics: Metrics) -> HeartbeatWriter:
+    redis = settings.redis
+    return HeartbeatWriter(
+        heartbeat_store(settings),
+        worker_id=settings.worker_id,
+        interval_s=settings.heartbeat.interval_s,
+        ttl_s=settings.heartbeat.ttl_s,
+        live_models=pipeline.models_in_use,
+        metrics=metrics,
+        # A write under way, then the removal, each bounded by the Redis timeouts.
+        stop_timeout_s=2 * (redis.connect_timeout_s + redis.socket_timeout_s),
+    )

@@ -32,6 +32,7 @@ from worker.backend_urls import check_backend_url, mask_url, parse_backend_url
 from worker.settings_sections import (
     MIB,
     BatchingSettings,
+    HeartbeatSettings,
     KafkaSettings,
     ModelStoreSettings,
     Positive,
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     s3: S3Settings = S3Settings()
     batching: BatchingSettings = BatchingSettings()
+    heartbeat: HeartbeatSettings = HeartbeatSettings()
 
     @field_validator("source")
     @classmethod

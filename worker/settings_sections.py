@@ -116,6 +116,28 @@ class BatchingSettings(_Section):
         return self
 
 
+class HeartbeatSettings(_Section):
+    """Each worker's heartbeat record (docs/contracts.md §2), beside its scores."""
+
+    interval_s: Seconds = Field(default=5, description="Seconds between heartbeat writes")
+    ttl_s: Seconds = Field(
+        default=15,
+        description=(
+            "Seconds a heartbeat outlives its last write: a worker silent that long is no "
+            "longer listed"
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _outlives_a_missed_write(self) -> Self:
+        if self.ttl_s < 2 * self.interval_s:
+            raise ValueError(
+                f"heartbeat.ttl_s ({self.ttl_s}) must be >= 2 x heartbeat.interval_s "
+                f"({self.interval_s}), or one slow write would make a live worker vanish"
+            )
+        return self
+
+
 class ModelStoreSettings(_Section):
     url: str = "dir://./models"
     poll_s: Annotated[float, Field(gt=0)] = 30

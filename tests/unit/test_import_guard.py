@@ -29,6 +29,7 @@ COMMANDS = (
     "models",
     "send",
     "demo",
+    "workers",
 )
 # Printed last on stderr: the heavy modules loaded by then, as a JSON list.
 REPORT_HEAVY = f"print(json.dumps(sorted(set({HEAVY!r}) & set(sys.modules))), file=sys.stderr)"

@@ -33,6 +33,7 @@ def test_defaults() -> None:
     assert settings.kafka.topic == "frames.inbound"
     assert settings.max_payload_bytes == 20 * 1024 * 1024
     assert settings.worker_id.endswith(f"-{os.getpid()}")
+    assert (settings.heartbeat.interval_s, settings.heartbeat.ttl_s) == (5, 15)
 
 
 def test_environment_nesting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,6 +108,7 @@ def test_unknown_url_scheme_lists_the_allowed_ones(
         ("RDQC_DEVICE", "gpu", "use auto, cpu, cuda"),
         ("RDQC_KAFKA__SECURITY_PROTOCOL", "SASL_SSL", "needs sasl_mechanism"),
         ("RDQC_SOURCE", "frames", "expected SCHEME://LOCATION"),
+        ("RDQC_HEARTBEAT__TTL_S", "9", "heartbeat.ttl_s (9.0) must be >= 2 x heartbeat.interval_s"),
     ],
 )
 def test_invalid_values_fail_at_start(

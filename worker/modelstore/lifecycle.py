@@ -18,7 +18,8 @@ line costs one pointer read per ttl, not one per batch.
 State is the loop thread's alone: loader threads only run store calls and return their results.
 One thing crosses threads: ``preprocess_by_line``, written here and read by the decode jobs on
 the CPU pool so they can preprocess with the model last used for the line. Each side makes
-single dict operations, which the GIL keeps atomic.
+single dict operations, which the GIL keeps atomic. ``manifests_in_use`` is read by the
+heartbeat thread: a mapping replaced whole, never changed in place.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import structlog
 
 from rdcore.artifacts.artifact import LoadedModel
+from rdcore.artifacts.manifest import Manifest
 from rdcore.data.preprocess import Preprocess
 from worker.backoff import backoff_s
 from worker.errors import UnknownProductLine
@@ -83,11 +86,16 @@ class ModelLifecycle:
         self._refreshing: Future[list[ModelSwap]] | None = None
         self._preprocess: dict[str, Preprocess] = {}
         self._versions: dict[str, str] = {}
+        self._manifests: Mapping[str, Manifest] = MappingProxyType({})
 
     @property
     def preprocess_by_line(self) -> Mapping[str, Preprocess]:
         """The preprocessing of the model last used per product line (read by the CPU pool)."""
         return self._preprocess
+
+    def manifests_in_use(self) -> Mapping[str, Manifest]:
+        """The manifest of the model last used per product line; safe to read from any thread."""
+        return self._manifests
 
     def model(self, product_line: str) -> LoadedModel | None:
         """The ready model, or None while it loads or is being waited for; never blocks.
@@ -243,6 +251,8 @@ class ModelLifecycle:
     def _in_use(self, product_line: str, loaded: LoadedModel) -> None:
         """A version change is logged and shown where it takes effect."""
         self._preprocess[product_line] = loaded.preprocess
+        if self._manifests.get(product_line) is not loaded.manifest:
+            self._manifests = MappingProxyType({**self._manifests, product_line: loaded.manifest})
         previous = self._versions.get(product_line)
         if previous != loaded.version:
             self._versions[product_line] = loaded.version

@@ -128,6 +128,12 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        # The heartbeat thread (worker/heartbeat/writer.py): best effort, never stops the worker.
+        self.heartbeat_failures = Counter(
+            "rdqc_heartbeat_failures",
+            "Heartbeat writes, or its removal at exit, that failed; the next interval tries again",
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:
@@ -137,6 +143,10 @@ class Metrics:
         if old is not None and old != new:
             self.model_version_info.remove(product_line, old)
         self.model_version_info.labels(product_line, new).set(1)
+
+    def frames_done(self) -> tuple[int, int]:
+        """Frames scored and frames dead-lettered so far, over all labels (any thread may ask)."""
+        return _total(self.frames_scored), _total(self.frames_dead_lettered)
 
     def serve(self, port: int) -> int:
         """Start the HTTP exporter on a daemon thread; returns the bound port (0 picks one)."""
@@ -148,3 +158,14 @@ class Metrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def _total(counter: Counter) -> int:
+    return int(
+        sum(
+            sample.value
+            for family in counter.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        )
+    )

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from typing import Any
 
 import structlog
 
+from rdcore.artifacts.manifest import Manifest
 from worker.frame_decoder import FrameDecoder
 from worker.frames import TopicPartition
 from worker.modelstore.lifecycle import ModelLifecycle
@@ -81,7 +82,7 @@ class Pipeline:
         self._cpu = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="rdqc-cpu")
         self._ledger = OffsetLedger(metrics, clock)
         self._intake = Intake(config.max_queue, config.max_inflight_bytes, config.max_poll_records)
-        lifecycle = ModelLifecycle(models, metrics, health)
+        self._lifecycle = lifecycle = ModelLifecycle(models, metrics, health)
         self._decode = DecodeStage(
             decoder, self._cpu, lifecycle.preprocess_by_line, self._ledger, self._intake
         )
@@ -117,6 +118,10 @@ class Pipeline:
                 self._housekeeping()
         finally:
             self._close()
+
+    def models_in_use(self) -> Mapping[str, Manifest]:
+        """The manifest of the model in use per product line; safe to call from any thread."""
+        return self._lifecycle.manifests_in_use()
 
     def _poll(self) -> list[Ticket]:
         room = self._intake.room(
