@@ -37,6 +37,7 @@ from worker.settings_sections import (
     Positive,
     RedisSettings,
     S3Settings,
+    ShadowSettings,
 )
 
 DEFAULT_ENV_FILE = ".stack/stack.env"
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     s3: S3Settings = S3Settings()
     batching: BatchingSettings = BatchingSettings()
+    shadow: ShadowSettings = ShadowSettings()
 
     @field_validator("source")
     @classmethod
