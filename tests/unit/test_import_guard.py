@@ -28,6 +28,7 @@ COMMANDS = (
     "publish",
     "send",
     "demo",
+    "models-compare",
 )
 # Printed last on stderr: the heavy modules loaded by then, as a JSON list.
 REPORT_HEAVY = f"print(json.dumps(sorted(set({HEAVY!r}) & set(sys.modules))), file=sys.stderr)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import model, service, tools
+from worker.cli import compare, model, service, tools
 
 app = typer.Typer(
     name="rdqc",
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(model.app)
 app.add_typer(service.app)
 app.add_typer(tools.app)
+app.add_typer(compare.app)
 
 
 def main() -> None:
