@@ -10,7 +10,7 @@ offset never covers a frame that could still be lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +18,7 @@ from worker.frames import FrameMeta, FrameResult, Rejection, SourceRecord, Topic
 
 if TYPE_CHECKING:
     from rdcore.artifacts.artifact import LoadedModel
+    from worker.sinks.shadow_entry import ShadowEntry
 
 RebalanceCallback = Callable[[set[TopicPartition]], None]
 
@@ -98,6 +99,20 @@ class HeatmapSink(Protocol):
     def close(self) -> None: ...
 
 
+class ShadowSink(Protocol):
+    """Shadow-test results (docs/contracts.md §2), outside the commit path: best effort.
+
+    ``write`` makes the entries durable or raises SinkError; either way the sink keeps nothing,
+    so a failed write is lost, never retried. ``setup`` may be called again after it failed.
+    """
+
+    def setup(self) -> None: ...
+
+    def write(self, entries: Sequence[ShadowEntry]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ModelPointer:
     """``{product_line}/current.json`` (the live version) or ``shadow.json`` (a candidate).
@@ -120,7 +135,8 @@ class ModelSwap:
 
 
 class ModelRepository(Protocol):
-    """Immutable artifacts at ``{product_line}/{version}/``, named by pointers (contracts §4).
+    """Immutable artifacts at ``{product_line}/{version}/``, named by pointers (contracts §4):
+    ``current.json`` for the live version, ``shadow.json`` for a candidate tested beside it.
 
     A worker reads the pointers, downloads the version one names and checks that the
     artifact's manifest digest equals the pointer's (modelstore/cache.py) before serving it.
@@ -150,3 +166,12 @@ class ModelStore(Protocol):
 
     def versions(self) -> dict[str, str]:
         """Live model version per resident product line."""
+
+    def shadow(self, product_line: str) -> ModelPointer | None:
+        """The product line's shadow candidate, read from the repository on every call."""
+
+    def load(self, product_line: str, pointer: ModelPointer) -> LoadedModel:
+        """Fetch, verify, load and warm up the pointer's version, outside the live models.
+
+        For shadow candidates; raises ModelLoadError when it cannot load.
+        """

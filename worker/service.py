@@ -70,6 +70,7 @@ def heartbeat_writer(settings: Settings, pipeline: Pipeline, metrics: Metrics) -
         interval_s=settings.heartbeat.interval_s,
         ttl_s=settings.heartbeat.ttl_s,
         live_models=pipeline.models_in_use,
+        shadow_models=pipeline.shadow_models_in_use,
         metrics=metrics,
         # A write under way, then the removal, each bounded by the Redis timeouts.
         stop_timeout_s=2 * (redis.connect_timeout_s + redis.socket_timeout_s),

@@ -38,6 +38,7 @@ from worker.settings_sections import (
     Positive,
     RedisSettings,
     S3Settings,
+    ShadowSettings,
 )
 
 DEFAULT_ENV_FILE = ".stack/stack.env"
@@ -94,6 +95,7 @@ class Settings(BaseSettings):
     s3: S3Settings = S3Settings()
     batching: BatchingSettings = BatchingSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
+    shadow: ShadowSettings = ShadowSettings()
 
     @field_validator("source")
     @classmethod

@@ -154,3 +154,24 @@ class ModelStoreSettings(_Section):
     @classmethod
     def _expand_home(cls, path: Path) -> Path:
         return path.expanduser()
+
+
+class ShadowSettings(_Section):
+    """Shadow testing: a line's candidate model (``{line}/shadow.json``) scores its frames too."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Look for shadow candidates and score frames with them besides the live model; "
+            "results go to the shadow stream (or shadow.jsonl beside the scores file)"
+        ),
+    )
+    max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "The most of the inference thread's time shadow scoring may take; frames beyond "
+            "it are not shadow-scored (rdqc_shadow_dropped_total)"
+        ),
+    )

@@ -23,7 +23,15 @@ from worker.modelstore.store import CachingModelStore, ModelLoadEvent
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
-from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelRepository, ScoreSink
+from worker.pipeline.shadow import ShadowConfig
+from worker.ports import (
+    DeadLetterSink,
+    FrameSource,
+    HeatmapSink,
+    ModelRepository,
+    ScoreSink,
+    ShadowSink,
+)
 from worker.scoring import BatchScorer
 from worker.settings import Settings
 from worker.settings_sections import MIB
@@ -119,6 +127,26 @@ def _jsonl_scores(_settings: Settings, location: str) -> ScoreSink:
     return JsonlScoreSink(location)
 
 
+def _redis_shadow(settings: Settings, location: str) -> ShadowSink:
+    from worker.sinks.shadow_redis import RedisShadowSink
+
+    redis = settings.redis
+    url = settings.scores if location else redis.url.get_secret_value()
+    return RedisShadowSink(
+        url,
+        redis.prefix,
+        stream_maxlen=redis.stream_maxlen,
+        socket_timeout_s=redis.socket_timeout_s,
+        connect_timeout_s=redis.connect_timeout_s,
+    )
+
+
+def _jsonl_shadow(_settings: Settings, location: str) -> ShadowSink:
+    from worker.sinks.shadow_jsonl import JsonlShadowSink, shadow_file_beside
+
+    return JsonlShadowSink(shadow_file_beside(location))
+
+
 def _s3_heatmaps(settings: Settings, bucket: str) -> HeatmapSink:
     from worker.s3_client import s3_client
     from worker.sinks.s3_heatmaps import S3HeatmapSink
@@ -181,6 +209,11 @@ SCORE_SINKS: Mapping[str, Callable[[Settings, str], ScoreSink]] = {
     "redis": _redis_scores,
     "file": _jsonl_scores,
 }
+# Shadow-test entries go where the scores go: keyed by the scores URL's scheme.
+SHADOW_SINKS: Mapping[str, Callable[[Settings, str], ShadowSink]] = {
+    "redis": _redis_shadow,
+    "file": _jsonl_shadow,
+}
 HEATMAP_SINKS: Mapping[str, Callable[[Settings, str], HeatmapSink]] = {
     "s3": _s3_heatmaps,
     "dir": _directory_heatmaps,
@@ -210,6 +243,11 @@ def dead_letter_sink(settings: Settings) -> DeadLetterSink:
 def score_sink(settings: Settings) -> ScoreSink:
     scheme, location = parse_backend_url(settings.scores)
     return SCORE_SINKS[scheme](settings, location)
+
+
+def shadow_sink(settings: Settings) -> ShadowSink:
+    scheme, location = parse_backend_url(settings.scores)
+    return SHADOW_SINKS[scheme](settings, location)
 
 
 def heatmap_sink(settings: Settings) -> HeatmapSink:
@@ -282,4 +320,12 @@ def build_pipeline(settings: Settings, metrics: Metrics, health: Health) -> Pipe
         worker_id=settings.worker_id,
         metrics=metrics,
         health=health,
+        shadow=shadow_config(settings),
     )
+
+
+def shadow_config(settings: Settings) -> ShadowConfig | None:
+    """None when shadow testing is off: then no candidate is looked for."""
+    if not settings.shadow.enabled:
+        return None
+    return ShadowConfig(shadow_sink(settings), settings.worker_id, settings.shadow.max_share)

@@ -23,6 +23,7 @@ from worker.modelstore.memory import MemoryModelStore
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
+from worker.pipeline.shadow import ShadowConfig
 from worker.scoring import BatchScorer, HeatmapsFor
 from worker.sinks.memory import MemoryDeadLetterSink, MemoryHeatmapSink, MemoryScoreSink
 from worker.sources.memory import MemorySource
@@ -104,6 +105,7 @@ class Harness:
     health: Health = field(default_factory=Health)
     metrics: Metrics = field(default_factory=Metrics)
     scorer: BatchScorer | None = None  # None: on the CPU, with heatmaps as heatmaps_for says
+    shadow: ShadowConfig | None = None  # None: no shadow testing
     errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -120,6 +122,7 @@ class Harness:
             worker_id="test-worker",
             metrics=self.metrics,
             health=self.health,
+            shadow=self.shadow,
         )
 
     def durable(self) -> set[str]:

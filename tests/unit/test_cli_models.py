@@ -4,6 +4,7 @@ shadow, history, and one-line errors."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from worker.cli import app
+from worker.heartbeat.file_store import FileHeartbeatStore
+from worker.heartbeat.record import Heartbeat, LineModels, ModelVersion
 
 runner = CliRunner()
 
@@ -18,7 +21,11 @@ runner = CliRunner()
 @pytest.fixture
 def rdqc(tmp_path: Path) -> Any:
     """Runs `rdqc ARGS` on this test's dir:// store, with no settings from the environment."""
-    env = {"RDQC_ENV_FILE": str(tmp_path / "absent.env"), "RDQC_MODELS": "dir:///nonexistent"}
+    env = {
+        "RDQC_ENV_FILE": str(tmp_path / "absent.env"),
+        "RDQC_MODELS": "dir:///nonexistent",
+        "RDQC_SCORES": f"file://{tmp_path / 'scores.jsonl'}",  # heartbeats in workers/ beside it
+    }
     store = ["--models", f"dir://{tmp_path / 'models'}"]
 
     def run(*args: str) -> Result:
@@ -67,6 +74,8 @@ def test_publish_list_show_promote_rollback_shadow_and_history(
         "current": False,
         "shadow": False,
         "problem": None,
+        "live_workers": 0,
+        "shadow_workers": 0,
     }
     assert listed[1]["threshold"] == pytest.approx(0.398)
 
@@ -98,8 +107,9 @@ def test_publish_list_show_promote_rollback_shadow_and_history(
         "METRICS",
         "DIGEST",
         "STATUS",
+        "WORKERS",
     ]
-    assert [(row.split()[1], row.split()[-1]) for row in rows] == [
+    assert [(row.split()[1], row.split()[-2]) for row in rows] == [
         ("v1", "current"),
         ("v2", "shadow"),
     ]
@@ -152,6 +162,41 @@ def test_list_marks_a_broken_version_and_says_why_on_stderr(
 
     assert result.exit_code == 0, result.output
     rows = [row.split() for row in result.stdout.splitlines()[1:]]
-    assert [(row[1], row[-1]) for row in rows] == [("v1", "current"), ("v8", "broken")]
+    assert [(row[1], row[-2]) for row in rows] == [("v1", "current"), ("v8", "broken")]
     [why] = result.stderr.strip().splitlines()
     assert why.startswith("p1/v8 is broken:") and "manifest.json" in why
+
+
+def test_list_counts_the_live_workers_serving_and_shadow_testing_each_version(
+    rdqc: Any, tmp_path: Path, p1_artifacts: dict[str, Path]
+) -> None:
+    v1 = ok_json(rdqc("publish", str(p1_artifacts["v1"]), "--product-line", "p1"))
+    v2 = ok_json(rdqc("publish", str(p1_artifacts["v2"]), "--product-line", "p1", "--no-promote"))
+    ok_json(rdqc("models", "shadow", "p1", "v2"))
+    store = FileHeartbeatStore(tmp_path / "workers")
+    live = ModelVersion(version="v1", digest=v1["digest"])
+    for worker, shadow in (("w-1", ModelVersion(version="v2", digest=v2["digest"])), ("w-2", None)):
+        now_ms = int(time.time() * 1000)
+        store.write(
+            Heartbeat(
+                worker_id=worker,
+                host="node",
+                pid=1,
+                started_at=now_ms,
+                last_seen=now_ms,
+                interval_s=5,
+                ttl_s=15,
+                frames_scored=10,
+                frames_dead_lettered=0,
+                models={"p1": LineModels(live=live, shadow=shadow)},
+            )
+        )
+
+    listed = ok_json(rdqc("models", "list", "--json"))
+    counts = {v["version"]: (v["live_workers"], v["shadow_workers"]) for v in listed}
+    assert counts == {"v1": (2, 0), "v2": (0, 1)}
+    table = rdqc("models", "list")
+    assert table.exit_code == 0, table.output
+    rows = {row.split()[1]: row for row in table.stdout.splitlines()[1:]}
+    assert rows["v1"].endswith("current  2")
+    assert rows["v2"].endswith("shadow   0 (+1 shadow)")

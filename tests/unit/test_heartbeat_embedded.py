@@ -18,8 +18,9 @@ from rdcore.artifacts.artifact import save_artifact
 from rdcore.artifacts.manifest import Manifest
 from rdcore.calibration import calibrate
 from worker.cli import app
-from worker.modelstore.directory import DirectoryModelRepository
+from worker.modelstore.directory import DirectoryModelFiles
 from worker.modelstore.publish import publish_artifact
+from worker.modelstore.registry import ModelRegistry
 from worker.service import run_worker
 from worker.settings import Settings
 
@@ -39,9 +40,9 @@ def manifest(tmp_path: Path) -> Manifest:
         calibration=calibrate([0.1, 0.2, 0.3]),
         training={},
     )
-    repository = DirectoryModelRepository(tmp_path / "models")
-    repository.setup()
-    publish_artifact(repository, tmp_path / "artifact", "caps")
+    registry = ModelRegistry(DirectoryModelFiles(tmp_path / "models"))
+    registry.setup()
+    publish_artifact(registry, tmp_path / "artifact", "caps")
     return saved
 
 

@@ -1,4 +1,5 @@
-"""``rdqc models``: list, show, promote, roll back and shadow the versions in the model store.
+"""``rdqc models``: list, show, promote, roll back, shadow and compare the versions in the model
+store.
 
 Every command works on the store of RDQC_MODELS, or of ``--models URL`` (``dir://PATH`` or
 ``s3://BUCKET``), through worker/modelstore/registry.py. Workers take up a change of
@@ -14,15 +15,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from worker.cli import compare
 from worker.cli.common import load_settings, reports_user_errors
+from worker.errors import WorkerError
 
 if TYPE_CHECKING:
     from worker.modelstore.history import HistoryEntry
     from worker.modelstore.registry import ModelRegistry
 
 app = typer.Typer(
-    help="List, inspect, promote, roll back and shadow model versions.", no_args_is_help=True
+    help="List, inspect, promote, roll back, shadow and compare model versions.",
+    no_args_is_help=True,
 )
+# `rdqc models compare` reads the shadow entries beside the scores, not the store.
+app.add_typer(compare.app)
 
 ModelsUrl = Annotated[
     str | None, typer.Option("--models", help="model store URL (default: RDQC_MODELS)")
@@ -62,8 +68,14 @@ def list_command(
     registry = open_registry(models)
     lines = [product_line] if product_line else registry.product_lines()
     summaries = [summary for line in lines for summary in list_versions(registry, line)]
+    serving = _workers_serving()
     if as_json:
-        _print_json([summary.to_dict() for summary in summaries])
+        _print_json(
+            [
+                s.to_dict() | _worker_counts(serving, s.product_line, s.digest, as_json=True)
+                for s in summaries
+            ]
+        )
         return
     rows = [
         [
@@ -76,11 +88,12 @@ def list_command(
             " ".join(f"{name}={value:.3f}" for name, value in s.metrics.items()) or "-",
             "-" if s.digest is None else s.digest[:SHORT_DIGEST],
             _status(s.current, s.shadow, s.problem),
+            _worker_counts(serving, s.product_line, s.digest, as_json=False)["workers"],
         ]
         for s in summaries
     ]
     headers = ["LINE", "VERSION", "CREATED", "BACKBONE", "SIZE", "THRESHOLD", "METRICS"]
-    _print_table([*headers, "DIGEST", "STATUS"], rows)
+    _print_table([*headers, "DIGEST", "STATUS", "WORKERS"], rows)
     for s in summaries:
         if s.problem is not None:
             typer.echo(f"{s.product_line}/{s.version} is broken: {s.problem}", err=True)
@@ -159,6 +172,41 @@ def history_command(product_line: Line, as_json: AsJson = False, models: ModelsU
         for e in entries
     ]
     _print_table(["AT", "ACTION", "VERSION", "DIGEST", "PREVIOUS", "BY"], rows)
+
+
+Serving = dict[str, dict[tuple[str, str], int]]
+
+
+def _workers_serving() -> Serving | None:
+    """Live workers per (product line, digest), as their live and their shadow model, from the
+    heartbeats beside the scores (RDQC_SCORES); None, with a warning, when they can't be read."""
+    from worker.heartbeat import live_workers, workers_by_version
+
+    try:
+        heartbeats = live_workers(load_settings())
+    except WorkerError as exc:
+        typer.echo(f"warning: live workers unknown: {exc}", err=True)
+        return None
+    return {
+        role: {key: len(workers) for key, workers in workers_by_version(heartbeats, role).items()}
+        for role in ("live", "shadow")
+    }
+
+
+def _worker_counts(
+    serving: Serving | None, product_line: str, digest: str | None, *, as_json: bool
+) -> dict[str, Any]:
+    """How many live workers serve the version, and shadow-test it; unknown without heartbeats."""
+    counts: dict[str, int | None] = {"live_workers": None, "shadow_workers": None}
+    if serving is not None and digest is not None:
+        key = (product_line, digest)
+        counts = {role + "_workers": serving[role].get(key, 0) for role in ("live", "shadow")}
+    if as_json:
+        return counts
+    live, shadow = counts["live_workers"], counts["shadow_workers"]
+    if live is None:
+        return {"workers": "?"}
+    return {"workers": f"{live}" + (f" (+{shadow} shadow)" if shadow else "")}
 
 
 def _status(current: bool, shadow: bool, problem: str | None) -> str:

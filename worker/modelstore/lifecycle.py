@@ -20,6 +20,10 @@ One thing crosses threads: ``preprocess_by_line``, written here and read by the 
 the CPU pool so they can preprocess with the model last used for the line. Each side makes
 single dict operations, which the GIL keeps atomic. ``manifests_in_use`` is read by the
 heartbeat thread: a mapping replaced whole, never changed in place.
+
+With shadow testing on, each line's shadow candidate is kept beside its live model by
+ShadowCandidates (modelstore/shadow_candidates.py): it is only told when lines come into use and
+when to poll, and it never touches the live models, the line's frames or readiness.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from rdcore.artifacts.manifest import Manifest
 from rdcore.data.preprocess import Preprocess
 from worker.backoff import backoff_s
 from worker.errors import UnknownProductLine
+from worker.modelstore.shadow_candidates import Candidate, ShadowCandidates
 from worker.observability.health import Health
 from worker.observability.prometheus import Metrics
 from worker.ports import ModelStore, ModelSwap
@@ -69,6 +74,7 @@ class ModelLifecycle:
         retry_first_s: float = 1.0,
         retry_max_s: float = 30.0,
         unknown_ttl_s: float = 10.0,
+        shadow_testing: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._models = models
@@ -87,11 +93,20 @@ class ModelLifecycle:
         self._preprocess: dict[str, Preprocess] = {}
         self._versions: dict[str, str] = {}
         self._manifests: Mapping[str, Manifest] = MappingProxyType({})
+        self._shadows: ShadowCandidates | None = None
+        if shadow_testing:
+            self._shadows = ShadowCandidates(
+                models, metrics, retry_first_s=retry_first_s, retry_max_s=retry_max_s, clock=clock
+            )
 
     @property
     def preprocess_by_line(self) -> Mapping[str, Preprocess]:
         """The preprocessing of the model last used per product line (read by the CPU pool)."""
         return self._preprocess
+
+    def shadow_manifests_in_use(self) -> Mapping[str, Manifest]:
+        """The manifest of each line's ready shadow candidate; safe to read from any thread."""
+        return MappingProxyType({}) if self._shadows is None else self._shadows.manifests()
 
     def manifests_in_use(self) -> Mapping[str, Manifest]:
         """The manifest of the model last used per product line; safe to read from any thread."""
@@ -118,9 +133,13 @@ class ModelLifecycle:
         """Start swapping in newly published versions, unless the last refresh still runs."""
         if self._refreshing is None:
             self._refreshing = self._loader.submit(self._models.refresh)
+        if self._shadows is not None:
+            self._shadows.poll()
 
     def settle(self) -> None:
         """Take in a refresh that finished; called by the loop thread on every turn."""
+        if self._shadows is not None:
+            self._shadows.settle()
         if self._refreshing is None or not self._refreshing.done():
             return
         finished, self._refreshing = self._refreshing, None
@@ -149,6 +168,12 @@ class ModelLifecycle:
     def close(self) -> None:
         """A load still running finishes on its own; nothing waits for it."""
         self._loader.shutdown(wait=False, cancel_futures=True)
+        if self._shadows is not None:
+            self._shadows.close()
+
+    def shadow_candidate(self, product_line: str) -> Candidate | None:
+        """The candidate the line's frames are scored with besides; None without a shadow test."""
+        return None if self._shadows is None else self._shadows.candidate(product_line)
 
     def _advance(self, product_line: str) -> LoadedModel | None:
         now = self._clock()
@@ -256,6 +281,9 @@ class ModelLifecycle:
         previous = self._versions.get(product_line)
         if previous != loaded.version:
             self._versions[product_line] = loaded.version
+            if self._shadows is not None:
+                # A new line, or a swap that may be a promotion ending the shadow test.
+                self._shadows.watch(product_line)
             self._metrics.set_model_version(product_line, previous, loaded.version)
             log.info(
                 "model in use",

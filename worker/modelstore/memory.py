@@ -10,6 +10,11 @@ Faults to inject, per product line: ``break_line`` (its published version cannot
 until another is published), ``fail_loads`` (the store is unreachable for the next loads),
 ``hold_loads`` (loads wait, like a slow download, until ``release_loads``) and ``unpublish``
 (the pointer is deleted).
+
+Shadow candidates, like ``shadow.json`` beside ``current.json``: ``start_shadow`` publishes a
+version without promoting it and names it the line's candidate, ``stop_shadow`` ends the test,
+``promote`` makes a known version current and ends a shadow test of it, as ``rdqc models
+promote`` does. ``break_shadow`` makes the candidate's loads fail until another is named.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Mapping
 
 from rdcore.artifacts.artifact import LoadedModel
 from worker.errors import ModelLoadError, UnknownProductLine
-from worker.ports import ModelSwap
+from worker.ports import ModelPointer, ModelSwap
 
 
 class MemoryModelStore:
@@ -33,11 +38,40 @@ class MemoryModelStore:
         self._held: dict[str, threading.Event] = {}
         self.refresh_calls = 0
         self.load_attempts: Counter[str] = Counter()  # loads that got past a hold
+        # Every version published or staged, by (line, version): what ``load`` can fetch.
+        self._versions = {(line, m.version): m for line, m in self._published.items()}
+        self._shadows: dict[str, LoadedModel] = {}
+        self._broken_shadows: dict[str, str] = {}
+        self.shadow_load_attempts: Counter[str] = Counter()
 
     def publish(self, product_line: str, loaded: LoadedModel) -> None:
         with self._lock:
             self._published[product_line] = loaded
+            self._versions[product_line, loaded.version] = loaded
             self._broken.pop(product_line, None)
+
+    def start_shadow(self, product_line: str, candidate: LoadedModel) -> None:
+        with self._lock:
+            self._versions[product_line, candidate.version] = candidate
+            self._shadows[product_line] = candidate
+            self._broken_shadows.pop(product_line, None)
+
+    def stop_shadow(self, product_line: str) -> None:
+        with self._lock:
+            self._shadows.pop(product_line, None)
+
+    def promote(self, product_line: str, version: str) -> None:
+        with self._lock:
+            self._published[product_line] = self._versions[product_line, version]
+            self._broken.pop(product_line, None)
+            shadow = self._shadows.get(product_line)
+            if shadow is not None and shadow.version == version:
+                del self._shadows[product_line]
+
+    def break_shadow(self, product_line: str, message: str = "injected load failure") -> None:
+        """Loading the line's candidate fails until another candidate is named."""
+        with self._lock:
+            self._broken_shadows[product_line] = message
 
     def unpublish(self, product_line: str) -> None:
         with self._lock:
@@ -107,9 +141,36 @@ class MemoryModelStore:
         with self._lock:
             return {line: loaded.version for line, loaded in self._live.items()}
 
-    def _unloadable(self, product_line: str, published: LoadedModel) -> str | None:
-        """Why the published version would fail to load, like CachingModelStore; or None."""
-        if product_line in self._broken:
+    def shadow(self, product_line: str) -> ModelPointer | None:
+        with self._lock:
+            candidate = self._shadows.get(product_line)
+        if candidate is None:
+            return None
+        return ModelPointer(
+            candidate.version, candidate.manifest.weights_sha256, candidate.manifest.digest()
+        )
+
+    def load(self, product_line: str, pointer: ModelPointer) -> LoadedModel:
+        with self._lock:
+            self.shadow_load_attempts[product_line] += 1
+            found = self._versions.get((product_line, pointer.version))
+            if found is None:
+                problem: str | None = f"version {pointer.version} is not in the store"
+            else:
+                problem = self._broken_shadows.get(product_line) or self._unloadable(
+                    product_line, found, shadow=True
+                )
+            if found is None or problem is not None:
+                raise ModelLoadError(
+                    f"model {product_line}/{pointer.version} cannot be loaded: {problem}"
+                )
+            return found
+
+    def _unloadable(
+        self, product_line: str, published: LoadedModel, *, shadow: bool = False
+    ) -> str | None:
+        """Why the version would fail to load, like CachingModelStore; or None."""
+        if not shadow and product_line in self._broken:
             return self._broken[product_line]
         if published.manifest.calibration is None:
             return f"model {product_line}/{published.version} has no calibration"

@@ -122,6 +122,17 @@ class CachingModelStore:
         with self._lock:
             return {line: model.version for line, model in self._resident.items()}
 
+    def shadow(self, product_line: str) -> ModelPointer | None:
+        return self._repository.shadow(product_line)
+
+    def load(self, product_line: str, pointer: ModelPointer) -> LoadedModel:
+        """A shadow candidate: loaded like a live model, but never resident or swapped in.
+
+        No load lock: a candidate's download must not hold up the line's live model, and the
+        download cache already copes with two loads of one version at once.
+        """
+        return self._load(product_line, pointer)
+
     def _swap(
         self, product_line: str, current: LoadedModel, pointer: ModelPointer
     ) -> ModelSwap | None:

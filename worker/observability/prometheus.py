@@ -134,6 +134,43 @@ class Metrics:
             "Heartbeat writes, or its removal at exit, that failed; the next interval tries again",
             registry=r,
         )
+        # Shadow testing (worker/pipeline/shadow.py): best effort, never on the commit path.
+        self.shadow_scored = Counter(
+            "rdqc_shadow_scored",
+            "Frames the shadow candidate scored, handed to the shadow sink",
+            ["product_line"],
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "rdqc_shadow_dropped",
+            "Frames not shadow-scored: the shadow budget was full or current work was waiting",
+            ["product_line"],
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "rdqc_shadow_errors",
+            "Frames the shadow candidate failed to score (raised, or scored NaN or infinite)",
+            ["product_line"],
+            registry=r,
+        )
+        self.shadow_write_failures = Counter(
+            "rdqc_shadow_write_failures",
+            "Shadow entries lost: the shadow sink failed, or was still busy with earlier ones",
+            ["product_line"],
+            registry=r,
+        )
+        self.shadow_load_failures = Counter(
+            "rdqc_shadow_load_failures",
+            "Failed loads of a shadow candidate; retried with backoff, the live model unaffected",
+            ["product_line"],
+            registry=r,
+        )
+        self.shadow_version_info = Gauge(
+            "rdqc_shadow_version_info",
+            "1 for the shadow candidate version each product line is scored with besides",
+            ["product_line", "version"],
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:

@@ -13,6 +13,10 @@ and a frame that fails alone is dead-lettered as ``scoring_failed``; a NaN or in
 as ``non_finite_score``. Heatmaps are rendered on the CPU pool, so a batch with many flagged
 frames does not hold up the next batch; one that cannot be rendered is counted here, and its
 score is written without it.
+
+With shadow testing on, each finished batch whose line has a candidate is offered to
+ShadowScoring (pipeline/shadow.py), which may score it again on the inference thread within its
+budget; its outputs go on to the checkpoint untouched, whatever the candidate does.
 """
 
 from __future__ import annotations
@@ -22,19 +26,31 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import structlog
 
 from rdcore.artifacts.artifact import LoadedModel
 from worker.errors import UnknownProductLine
 from worker.modelstore.lifecycle import ModelLifecycle
+from worker.modelstore.shadow_candidates import Candidate
 from worker.observability.prometheus import Metrics
 from worker.pipeline.batching import Batch
 from worker.pipeline.offsets import OffsetLedger
+from worker.pipeline.shadow import ScoredFrame, ShadowConfig, ShadowScoring
 from worker.pipeline.work import InFlightFrame, Output, ScoreOutput, reject, reject_all
 from worker.scoring import BatchScorer, Scored, render_heatmap
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class _Inferring:
+    """A batch on the inference thread, and the shadow candidate of its line when it was sent."""
+
+    batch: Batch[InFlightFrame]
+    future: Future[list[Output]]
+    candidate: Candidate | None
 
 
 class InferenceStage:
@@ -48,6 +64,7 @@ class InferenceStage:
         ledger: OffsetLedger,
         metrics: Metrics,
         clock: Callable[[], float],
+        shadow: ShadowConfig | None = None,
     ) -> None:
         self._lifecycle = lifecycle
         self._scorer = scorer
@@ -57,8 +74,16 @@ class InferenceStage:
         self._clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="rdqc-inference")
         self._parked: dict[str, deque[Batch[InFlightFrame]]] = {}
-        self._inferring: deque[Future[list[Output]]] = deque()
+        self._inferring: deque[_Inferring] = deque()
         self._rejected: list[Output] = []
+        # Live batches sent (loop thread) and started (inference thread): each side only counts
+        # up its own, so the shadow can tell on the inference thread whether live work waits.
+        self._sent = self._started = 0
+        self._shadow: ShadowScoring | None = None
+        if shadow is not None:
+            self._shadow = ShadowScoring(
+                shadow, self._thread, scorer, metrics, clock, lambda: self._sent > self._started
+            )
 
     def __len__(self) -> int:
         """Batches parked, or submitted and not collected yet, and rejections not collected."""
@@ -79,18 +104,27 @@ class InferenceStage:
     def collect(self) -> list[Output]:
         """Rejected batches, and the outputs of the finished batches in submission order."""
         outputs, self._rejected = self._rejected, []
-        while self._inferring and self._inferring[0].done():
-            outputs += self._inferring.popleft().result()
+        while self._inferring and self._inferring[0].future.done():
+            inferring = self._inferring.popleft()
+            finished = inferring.future.result()
+            outputs += finished
+            if self._shadow is not None and inferring.candidate is not None:
+                self._shadow.offer(_scored_frames(inferring.batch, finished), inferring.candidate)
+        if self._shadow is not None:
+            self._shadow.collect()
         return outputs
 
     def futures(self) -> list[Future[list[Output]]]:
-        return list(self._inferring)
+        return [inferring.future for inferring in self._inferring]
 
     def refresh_models(self) -> None:
         self._lifecycle.refresh()
 
     def close(self, wait: bool) -> None:
         self._thread.shutdown(wait=wait, cancel_futures=True)
+        if self._shadow is not None:
+            self._shadow.collect()  # a shadow batch that finished in time is still written
+            self._shadow.close()
         self._lifecycle.close()
 
     def _dispatch(self, product_line: str) -> None:
@@ -103,10 +137,13 @@ class InferenceStage:
         if loaded is None:
             self._drop_stale(product_line)
             return
+        candidate = self._lifecycle.shadow_candidate(product_line)
         for batch in self._parked.pop(product_line):
             live = self._live(batch)
             if live.frames:
-                self._inferring.append(self._thread.submit(self._infer, live, loaded))
+                self._sent += 1
+                future = self._thread.submit(self._infer, live, loaded)
+                self._inferring.append(_Inferring(live, future, candidate))
 
     def _live(self, batch: Batch[InFlightFrame]) -> Batch[InFlightFrame]:
         """The batch without the frames of partitions revoked since they were polled."""
@@ -122,6 +159,7 @@ class InferenceStage:
             self._lifecycle.abandon(product_line)
 
     def _infer(self, batch: Batch[InFlightFrame], loaded: LoadedModel) -> list[Output]:
+        self._started += 1
         started = self._clock()
         for frame in batch.frames:
             self._metrics.queue_wait.observe(started - frame.ticket.polled_at)
@@ -169,3 +207,12 @@ class InferenceStage:
         except Exception:
             self._metrics.heatmap_failures.labels(scored.frame.meta.product_line).inc()
             raise
+
+
+def _scored_frames(batch: Batch[InFlightFrame], outputs: list[Output]) -> list[ScoredFrame]:
+    """The frames of a batch the live model scored, with its results (outputs are in order)."""
+    return [
+        (frame.prepared, output.scored)
+        for frame, output in zip(batch.frames, outputs, strict=True)
+        if isinstance(output, ScoreOutput)
+    ]

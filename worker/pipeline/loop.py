@@ -42,6 +42,7 @@ from worker.pipeline.decoding import DecodeStage
 from worker.pipeline.inference import InferenceStage
 from worker.pipeline.offsets import OffsetLedger
 from worker.pipeline.pausing import Intake
+from worker.pipeline.shadow import ShadowConfig
 from worker.pipeline.startup import set_up_when_available
 from worker.pipeline.work import InFlightFrame, Ticket, partition_names
 from worker.ports import DeadLetterSink, FrameSource, HeatmapSink, ModelStore, ScoreSink
@@ -70,6 +71,7 @@ class Pipeline:
         worker_id: str,
         metrics: Metrics,
         health: Health,
+        shadow: ShadowConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -82,14 +84,18 @@ class Pipeline:
         self._cpu = ThreadPoolExecutor(config.decode_threads, thread_name_prefix="rdqc-cpu")
         self._ledger = OffsetLedger(metrics, clock)
         self._intake = Intake(config.max_queue, config.max_inflight_bytes, config.max_poll_records)
-        self._lifecycle = lifecycle = ModelLifecycle(models, metrics, health)
+        self._lifecycle = lifecycle = ModelLifecycle(
+            models, metrics, health, shadow_testing=shadow is not None
+        )
         self._decode = DecodeStage(
             decoder, self._cpu, lifecycle.preprocess_by_line, self._ledger, self._intake
         )
         self._batcher: MicroBatcher[InFlightFrame] = MicroBatcher(
             config.max_batch_size, config.max_wait_s, clock
         )
-        self._infer = InferenceStage(lifecycle, scorer, self._cpu, self._ledger, metrics, clock)
+        self._infer = InferenceStage(
+            lifecycle, scorer, self._cpu, self._ledger, metrics, clock, shadow
+        )
         self._checkpoint = Checkpoint(
             self._outputs, source, self._ledger, metrics, config, worker_id, clock, health
         )
@@ -122,6 +128,10 @@ class Pipeline:
     def models_in_use(self) -> Mapping[str, Manifest]:
         """The manifest of the model in use per product line; safe to call from any thread."""
         return self._lifecycle.manifests_in_use()
+
+    def shadow_models_in_use(self) -> Mapping[str, Manifest]:
+        """The manifest of each line's shadow candidate; safe to call from any thread."""
+        return self._lifecycle.shadow_manifests_in_use()
 
     def _poll(self) -> list[Ticket]:
         room = self._intake.room(
