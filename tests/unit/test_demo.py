@@ -12,7 +12,9 @@ from worker.cli import app
 
 
 @pytest.mark.slow
-def test_rdqc_demo_scores_every_frame_and_dead_letters_the_corrupt_one(tmp_path: Path) -> None:
+def test_rdqc_demo_scores_every_frame_swaps_in_a_recalibration_and_dead_letters_a_glitch(
+    tmp_path: Path,
+) -> None:
     workdir = tmp_path / "demo"
     result = CliRunner().invoke(
         app, ["demo", "--workdir", str(workdir), "--epochs", "1", "--frames", "6"]
@@ -33,3 +35,6 @@ def test_rdqc_demo_scores_every_frame_and_dead_letters_the_corrupt_one(tmp_path:
     assert json.loads(rejected[0].read_text())["reason"] == "undecodable"
     assert "bottle-caps-cam-01-frame-corrupt" in result.output
     assert "dead-lettered: 1" in result.output
+    # Recalibrated and published mid-stream: the running worker swapped the new version in.
+    versions = [record["model_version"] for record in scored]
+    assert versions[0] == "demo-v1" and versions[-1] == "demo-v1-recal"
