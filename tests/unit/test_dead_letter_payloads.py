@@ -22,6 +22,7 @@ import pytest
 from kafka.future import Future
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
+from worker.backend_factories import dead_letter_payload_store
 from worker.errors import SinkError
 from worker.frames import Rejection, SourceRecord
 from worker.settings import Settings
@@ -29,7 +30,6 @@ from worker.sinks import kafka_dead_letters
 from worker.sinks.dead_letter_payloads import PayloadOffloader
 from worker.sinks.kafka_dead_letters import KafkaDeadLetterSink
 from worker.sinks.payload_stores import DirectoryPayloadStore, S3PayloadStore
-from worker.wiring import dead_letter_payload_store
 
 pytestmark = pytest.mark.unit
 

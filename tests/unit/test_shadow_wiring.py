@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from worker import wiring
+from worker import backend_factories, wiring
 from worker.backend_urls import BACKEND_SCHEMES
 from worker.settings import Settings
 from worker.sinks.shadow_jsonl import JsonlShadowSink
@@ -22,7 +22,7 @@ def no_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_scores_scheme_has_a_shadow_sink() -> None:
-    assert sorted(wiring.SHADOW_SINKS) == sorted(BACKEND_SCHEMES["scores"])
+    assert sorted(backend_factories.SHADOW_SINKS) == sorted(BACKEND_SCHEMES["scores"])
 
 
 def test_the_shadow_sink_sits_beside_the_scores(tmp_path: Path) -> None:

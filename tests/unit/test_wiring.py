@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import wiring
+from worker import backend_factories
 from worker.backend_urls import BACKEND_SCHEMES
 
 pytestmark = pytest.mark.unit
@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_the_factories_cover_exactly_the_allowed_schemes() -> None:
     factories = {
-        "source": wiring.SOURCES,
-        "dead_letters": wiring.DEAD_LETTER_SINKS,
-        "scores": wiring.SCORE_SINKS,
-        "heatmaps": wiring.HEATMAP_SINKS,
-        "models": wiring.MODEL_REPOSITORIES,
-        "dead_letter_payloads": wiring.DEAD_LETTER_PAYLOAD_STORES,
+        "source": backend_factories.SOURCES,
+        "dead_letters": backend_factories.DEAD_LETTER_SINKS,
+        "scores": backend_factories.SCORE_SINKS,
+        "heatmaps": backend_factories.HEATMAP_SINKS,
+        "models": backend_factories.MODEL_REPOSITORIES,
+        "dead_letter_payloads": backend_factories.DEAD_LETTER_PAYLOAD_STORES,
     }
     assert {port: sorted(table) for port, table in factories.items()} == {
         port: sorted(schemes) for port, schemes in BACKEND_SCHEMES.items()
