@@ -9,11 +9,10 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# Reinstall only when the dependency list changes, so a second `make setup` is instant.
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Reinstall only when the dependency list or the install steps change, so a second `make setup`
+# is instant. The steps live in deploy/image/install-venv.sh, which the Dockerfile runs too.
+$(STAMP): pyproject.toml deploy/image/install-venv.sh
+	PYTHON=$(PYTHON) bash deploy/image/install-venv.sh $(VENV) -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup
