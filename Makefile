@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration stack-up stack-down stack-status clean
+.PHONY: setup tools demo test lint unit integration stack-up stack-down stack-status clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# Helm and the CRD schemas the chart's tests validate against (pinned, cached in ~/.cache/rdqc).
+tools:
+	@bash deploy/tools/install-chart-tools.sh
 
 demo: setup
 	$(BIN)/rdqc demo
@@ -30,7 +34,7 @@ unit: setup
 integration: setup stack-up
 	$(BIN)/pytest -m integration
 
-test: setup stack-up lint
+test: setup tools stack-up lint
 	$(BIN)/pytest
 
 stack-up:
