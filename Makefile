@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration stack-up stack-down stack-status clean
+.PHONY: setup tools demo test lint unit integration stack-up stack-down stack-status clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml deploy/image/install-venv.sh
 	PYTHON=$(PYTHON) bash deploy/image/install-venv.sh $(VENV) -e '.[dev]'
 	@touch $(STAMP)
+
+# Helm and the CRD schemas the chart's tests validate against (pinned, cached in ~/.cache/rdqc).
+tools:
+	@bash deploy/tools/install-chart-tools.sh
 
 demo: setup
 	$(BIN)/rdqc demo
@@ -29,7 +33,7 @@ unit: setup
 integration: setup stack-up
 	$(BIN)/pytest -m integration
 
-test: setup stack-up lint
+test: setup tools stack-up lint
 	$(BIN)/pytest
 
 stack-up:
