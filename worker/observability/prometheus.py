@@ -7,6 +7,8 @@ inference thread both update them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -14,6 +16,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 _BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _FAST_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _LATENCY_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    """What PyTorch's allocator holds on one device: tensors, and tensors plus its cache."""
+
+    device: str
+    allocated_bytes: int
+    reserved_bytes: int
+
+
+GpuMemoryProbe = Callable[[], GpuMemory]
 
 
 class Metrics:
@@ -171,6 +185,20 @@ class Metrics:
             ["product_line", "version"],
             registry=r,
         )
+        # Set by the inference stage after each batch, on CUDA only: a CPU worker has no series.
+        self.gpu_memory_allocated = Gauge(
+            "rdqc_gpu_memory_allocated_bytes",
+            "GPU memory held by tensors on the inference device, after the last batch",
+            ["device"],
+            registry=r,
+        )
+        self.gpu_memory_reserved = Gauge(
+            "rdqc_gpu_memory_reserved_bytes",
+            "GPU memory held by PyTorch's caching allocator on the inference device (tensors "
+            "and cache), after the last batch",
+            ["device"],
+            registry=r,
+        )
         self._server: WSGIServer | None = None
 
     def model_load(self, product_line: str, ok: bool) -> None:
@@ -180,6 +208,11 @@ class Metrics:
         if old is not None and old != new:
             self.model_version_info.remove(product_line, old)
         self.model_version_info.labels(product_line, new).set(1)
+
+    def update_gpu_memory(self, probe: GpuMemoryProbe) -> None:
+        memory = probe()
+        self.gpu_memory_allocated.labels(memory.device).set(memory.allocated_bytes)
+        self.gpu_memory_reserved.labels(memory.device).set(memory.reserved_bytes)
 
     def frames_done(self) -> tuple[int, int]:
         """Frames scored and frames dead-lettered so far, over all labels (any thread may ask)."""

@@ -29,12 +29,13 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import structlog
+import torch
 
 from rdcore.artifacts.artifact import LoadedModel
 from worker.errors import UnknownProductLine
 from worker.modelstore.lifecycle import ModelLifecycle
 from worker.modelstore.shadow_candidates import Candidate
-from worker.observability.prometheus import Metrics
+from worker.observability.prometheus import GpuMemory, GpuMemoryProbe, Metrics
 from worker.pipeline.batching import Batch
 from worker.pipeline.offsets import OffsetLedger
 from worker.pipeline.shadow import ScoredFrame, ShadowConfig, ShadowScoring
@@ -73,6 +74,7 @@ class InferenceStage:
         self._metrics = metrics
         self._clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="rdqc-inference")
+        self._gpu_memory = cuda_memory_probe(scorer.device)
         self._parked: dict[str, deque[Batch[InFlightFrame]]] = {}
         self._inferring: deque[_Inferring] = deque()
         self._rejected: list[Output] = []
@@ -168,6 +170,8 @@ class InferenceStage:
         scored_at_ms = time.time_ns() // 1_000_000
         self._metrics.batch_size.observe(len(results))
         self._metrics.inference_seconds.labels(batch.product_line).observe(seconds)
+        if self._gpu_memory is not None:
+            self._metrics.update_gpu_memory(self._gpu_memory)
         log.debug(
             "batch scored",
             product_line=batch.product_line,
@@ -207,6 +211,25 @@ class InferenceStage:
         except Exception:
             self._metrics.heatmap_failures.labels(scored.frame.meta.product_line).inc()
             raise
+
+
+def cuda_memory_probe(device: torch.device) -> GpuMemoryProbe | None:
+    """Reads the allocator's memory on ``device``; None off CUDA, so a CPU worker pays nothing."""
+    if device.type != "cuda":
+        return None
+    name = str(device)
+
+    def probe() -> GpuMemory:
+        # One read of the allocator's stats for both numbers (memory_allocated() and
+        # memory_reserved() would each read all of them).
+        stats = torch.cuda.memory_stats(device)
+        return GpuMemory(
+            name,
+            stats.get("allocated_bytes.all.current", 0),
+            stats.get("reserved_bytes.all.current", 0),
+        )
+
+    return probe
 
 
 def _scored_frames(batch: Batch[InFlightFrame], outputs: list[Output]) -> list[ScoredFrame]:
