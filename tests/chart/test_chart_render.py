@@ -25,6 +25,7 @@ EXPECTED_KINDS = {
     "Deployment",
     "Job",
     "PodDisruptionBudget",
+    "PrometheusRule",
     "ScaledObject",
     "Secret",
     "Service",
