@@ -36,8 +36,11 @@ integration: setup stack-up
 test: setup tools stack-up lint
 	$(BIN)/pytest
 
-stack-up:
+# The topics too, sized from the settings; --add-partitions, since a topic that a client's
+# first use auto-created with the broker's default partitions is harmless to widen locally.
+stack-up: setup
 	@bash deploy/local/stack.sh up
+	RDQC_ENV_FILE="$${RDQC_STACK_DIR:-.stack}/stack.env" $(BIN)/rdqc topics ensure --add-partitions
 
 stack-down:
 	@bash deploy/local/stack.sh down

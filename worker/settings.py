@@ -39,6 +39,7 @@ from worker.settings_sections import (
     RedisSettings,
     S3Settings,
     ShadowSettings,
+    TopicsSettings,
 )
 
 DEFAULT_ENV_FILE = ".stack/stack.env"
@@ -96,6 +97,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     heartbeat: HeartbeatSettings = HeartbeatSettings()
     shadow: ShadowSettings = ShadowSettings()
+    topics: TopicsSettings = TopicsSettings()
 
     @field_validator("source")
     @classmethod

@@ -175,3 +175,28 @@ class ShadowSettings(_Section):
             "it are not shadow-scored (rdqc_shadow_dropped_total)"
         ),
     )
+
+
+class TopicsSettings(_Section):
+    """The Kafka topics ``rdqc topics ensure`` creates and checks: frames in, dead letters.
+
+    Their ``max.message.bytes`` is derived from the payload limits (worker/kafka_topics.py),
+    not set here, so the topics always take what the worker may send or be sent.
+    """
+
+    partitions: Positive = Field(
+        default=12,
+        description=(
+            "Partitions of each topic; the most workers that can share the inbound topic. "
+            "`rdqc topics ensure --add-partitions` raises it on an existing topic"
+        ),
+    )
+    replication_factor: Positive = Field(
+        default=1, description="Replicas of each partition; checked, never changed in place"
+    )
+    inbound_retention_hours: Positive = Field(
+        default=24, description="How long the inbound topic keeps frames (retention.ms)"
+    )
+    dlq_retention_hours: Positive = Field(
+        default=336, description="How long the dead-letter topic keeps records (retention.ms)"
+    )

@@ -151,3 +151,26 @@ def test_parse_backend_url_and_mask_url() -> None:
     assert mask_url("redis://user:pw@h:1/0") == "redis://user:**********@h:1/0"
     assert mask_url("redis://h:1/0") == "redis://h:1/0"
     assert mask_url("not a url") == "not a url"
+
+
+def test_topics_section_defaults_and_the_env_names_the_chart_sets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = Settings().topics
+    assert (defaults.partitions, defaults.replication_factor) == (12, 1)
+    assert (defaults.inbound_retention_hours, defaults.dlq_retention_hours) == (24, 336)
+
+    for name, value in {
+        "RDQC_TOPICS__PARTITIONS": "6",
+        "RDQC_TOPICS__REPLICATION_FACTOR": "3",
+        "RDQC_TOPICS__INBOUND_RETENTION_HOURS": "12",
+        "RDQC_TOPICS__DLQ_RETENTION_HOURS": "720",
+    }.items():
+        monkeypatch.setenv(name, value)
+    topics = Settings().topics
+    assert (topics.partitions, topics.replication_factor) == (6, 3)
+    assert (topics.inbound_retention_hours, topics.dlq_retention_hours) == (12, 720)
+
+    monkeypatch.setenv("RDQC_TOPICS__PARTITIONS", "0")
+    with pytest.raises(ValidationError, match=r"topics\.partitions"):
+        Settings()

@@ -1,5 +1,5 @@
-"""The ``rdqc`` command: the model, service, tool and workers commands, merged at the top level,
-and the ``rdqc models`` group of registry commands.
+"""The ``rdqc`` command: the model, service, tool, workers and operator commands, merged at the top
+level, and the ``rdqc models`` group of registry commands (``rdqc topics`` comes with ops).
 
 Each module imports torch, OpenCV and the service's clients inside its commands, so
 ``rdqc --help`` loads none of them (tests/unit/test_import_guard.py keeps it so).
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import model, models, service, tools, workers
+from worker.cli import model, models, ops, service, tools, workers
 
 app = typer.Typer(
     name="rdqc",
@@ -24,6 +24,7 @@ app.add_typer(model.app)
 app.add_typer(service.app)
 app.add_typer(tools.app)
 app.add_typer(workers.app)
+app.add_typer(ops.app)
 app.add_typer(models.app, name="models")
 
 
