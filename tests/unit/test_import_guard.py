@@ -30,6 +30,8 @@ COMMANDS = (
     "send",
     "demo",
     "workers",
+    "topics",
+    "doctor",
 )
 # Printed last on stderr: the heavy modules loaded by then, as a JSON list.
 REPORT_HEAVY = f"print(json.dumps(sorted(set({HEAVY!r}) & set(sys.modules))), file=sys.stderr)"
