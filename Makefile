@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration stack-up stack-down stack-status clean
+.PHONY: setup demo test lint unit integration stack-up stack-down stack-status clean browser
 
 setup: $(STAMP)
 
@@ -30,8 +30,12 @@ unit: setup
 integration: setup stack-up
 	$(BIN)/pytest -m integration
 
-test: setup stack-up lint
+test: setup stack-up lint browser
 	$(BIN)/pytest
+
+# Headless Chromium from Debian's packages for the dashboard's browser test.
+browser:
+	@bash deploy/local/install-chromium.sh
 
 stack-up:
 	@bash deploy/local/stack.sh up
