@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup tools demo test lint unit integration stack-up stack-down stack-status clean
+.PHONY: setup tools browser demo test lint unit integration stack-up stack-down stack-status clean
 
 setup: $(STAMP)
 
@@ -33,8 +33,12 @@ unit: setup
 integration: setup stack-up
 	$(BIN)/pytest -m integration
 
-test: setup tools stack-up lint
+test: setup tools browser stack-up lint
 	$(BIN)/pytest
+
+# Headless Chromium from Debian's packages for the dashboard's browser test.
+browser:
+	@bash deploy/local/install-chromium.sh
 
 # The topics too, sized from the settings; --add-partitions, since a topic that a client's
 # first use auto-created with the broker's default partitions is harmless to widen locally.

@@ -28,7 +28,7 @@ def test_scaled_object_targets_the_workers_group_and_topic(helm: Path, variant: 
     manifests = render(helm, variant)
     settings = config_data(manifests)
     scaled = one(manifests, "ScaledObject")["spec"]
-    deployment = one(manifests, "Deployment")
+    deployment = one(manifests, "Deployment", FULLNAME)
     assert scaled["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -50,12 +50,12 @@ def test_scaled_object_targets_the_workers_group_and_topic(helm: Path, variant: 
 
 @pytest.mark.parametrize("variant", KEDA_VARIANTS, ids=lambda v: v.stem)
 def test_keda_owns_the_replica_count(helm: Path, variant: Path) -> None:
-    assert "replicas" not in one(render(helm, variant), "Deployment")["spec"]
+    assert "replicas" not in one(render(helm, variant), "Deployment", FULLNAME)["spec"]
 
 
 def test_without_keda_the_deployment_runs_replica_count(helm: Path) -> None:
     manifests = render(helm, settings={"replicaCount": "3"})
-    assert one(manifests, "Deployment")["spec"]["replicas"] == 3
+    assert one(manifests, "Deployment", FULLNAME)["spec"]["replicas"] == 3
     assert not objects_of(manifests, "ScaledObject")
     assert not objects_of(manifests, "TriggerAuthentication")
 

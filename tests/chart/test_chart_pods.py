@@ -104,7 +104,7 @@ def test_cpu_only_asks_for_no_gpu(helm: Path) -> None:
 
 def test_workers_spread_over_nodes(helm: Path) -> None:
     manifests = render(helm)
-    deployment = one(manifests, "Deployment")
+    deployment = one(manifests, "Deployment", FULLNAME)
     (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
     assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
@@ -133,10 +133,10 @@ def test_probes_hit_the_health_port(helm: Path) -> None:
 
 def test_pdb_service_and_service_monitor_select_the_workers(helm: Path) -> None:
     manifests = render(helm, KEDA_SASL)
-    pod_labels = one(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pod_labels = one(manifests, "Deployment", FULLNAME)["spec"]["template"]["metadata"]["labels"]
     pdb = one(manifests, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    service = one(manifests, "Service")
+    service = one(manifests, "Service", f"{FULLNAME}-metrics")
     assert service["spec"]["selector"].items() <= pod_labels.items()
     monitor = one(manifests, "ServiceMonitor")
     assert (
@@ -152,7 +152,7 @@ def test_only_worker_pods_count_for_the_pdb_service_and_spread(helm: Path) -> No
     selectors = [
         one(manifests, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
         one(manifests, "Service")["spec"]["selector"],
-        one(manifests, "Deployment")["spec"]["selector"]["matchLabels"],
+        one(manifests, "Deployment", FULLNAME)["spec"]["selector"]["matchLabels"],
     ]
     for selector in selectors:
         assert not selector.items() <= job_labels.items()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.cli import model, models, ops, service, tools, workers
+from worker.cli import dashboard, model, models, ops, service, tools, workers
 
 app = typer.Typer(
     name="rdqc",
@@ -25,6 +25,7 @@ app.add_typer(service.app)
 app.add_typer(tools.app)
 app.add_typer(workers.app)
 app.add_typer(ops.app)
+app.add_typer(dashboard.app)
 app.add_typer(models.app, name="models")
 
 

@@ -211,6 +211,11 @@ def run_demo(options: DemoOptions) -> list[DemoRow]:
         f"dead letters: {workdir / 'rejected'}  models: rdqc models list --models dir://"
         f"{workdir / 'models'}"
     )
+    print(
+        f"see the line in a browser: rdqc dashboard --scores file://{workdir / 'scores.jsonl'} "
+        f"--heatmaps dir://{workdir / 'heatmaps'} --models dir://{workdir / 'models'}"
+        "  (then open http://127.0.0.1:8000/)"
+    )
     return rows
 
 
